@@ -120,7 +120,9 @@ def test_binary_error_and_accuracy():
     meter = BinaryErrorMeter()
     meter.update(torch.tensor([2.0, -1.0, 0.5, -3.0]), torch.tensor([1.0, 1.0, 0.0, 0.0]))
     meter.update(torch.tensor([[1.0]]), torch.tensor([1.0]))
+    # predicted: 1 0 1 0 1 ; actual: 1 1 0 0 1 -> TP=2, FP=1, FN=1
     assert meter.compute()["error"] == pytest.approx(100 * 2 / 5)
+    assert meter.compute()["f1"] == pytest.approx(100 * 4 / 6)
     acc = AccuracyMeter()
     acc.update(torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]]), torch.tensor([1, 1, 1]))
     assert acc.compute()["accuracy"] == pytest.approx(100 * 2 / 3)

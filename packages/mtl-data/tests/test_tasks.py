@@ -41,7 +41,7 @@ def test_metric_directions():
         "within_22.5": True,
         "within_30": True,
     }
-    assert BinaryAttributeTask("Smiling").higher_is_better == {"error": False}
+    assert BinaryAttributeTask("Smiling").higher_is_better == {"error": False, "f1": True}
     assert ClassificationTask("left", 10).higher_is_better == {"accuracy": True}
     assert RegressionTask("homo", scale=2.0, unit="meV").metrics[0].unit == "meV"
     # Every metric a meter computes is declared, and vice versa.

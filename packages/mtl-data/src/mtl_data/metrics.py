@@ -17,7 +17,8 @@ SamsungLabs/MTL ``code/evaluation/cityscapes.py``):
   rel err = mean |p - t| / t, both averaged over valid *pixels* (not per image).
 - normals: valid pixels are those whose target vector is non-zero; angle = degrees(acos(clamp(<p, t>)));
   mean, median, and the percentage of valid pixels with angle < 11.25 / 22.5 / 30 degrees.
-- binary attributes: error = percentage of samples whose thresholded logit (> 0) differs from the label.
+- binary attributes: error = percentage of samples whose thresholded logit (> 0) differs from the label
+  (F-MTL); F1 of the positive class from split-level TP/FP/FN (FAMO, followed by SAMO and ConsMTL).
 - classification: accuracy = percentage of correct arg-max predictions.
 - regression (QM9): mean absolute error in reference units, ``|p - t| * scale`` where ``scale`` undoes
   the target normalisation and converts units (e.g. eV -> meV).
@@ -229,21 +230,35 @@ class NormalAngleMeter(Meter):
 
 
 class BinaryErrorMeter(Meter):
-    """Classification error (in %) of one binary attribute from its logit (CelebA, F-MTL Table 2)."""
+    """Error and F1 (both in %) of one binary attribute from its logit, split-level.
+
+    error = percentage of samples whose thresholded logit (> 0, i.e. probability > 0.5) differs from the
+    label (F-MTL Table 2). F1 = 2 TP / (2 TP + FP + FN) of the positive class, accumulated over the split
+    (Cranial-XIX/FAMO ``CelebaMetrics``, the protocol SAMO and ConsMTL follow; 0 when the attribute is
+    never predicted nor present).
+    """
 
     def reset(self) -> None:
-        self.wrong = 0
+        self.tp = 0
+        self.fp = 0
+        self.fn = 0
         self.count = 0
 
     def update(self, prediction: Tensor, target: Tensor) -> None:
         prediction = scalar_predictions("binary attribute", prediction, target)
         with torch.no_grad():
-            self.wrong += int(((prediction > 0) != (target.reshape(-1) > 0.5)).sum())
+            predicted = prediction > 0
+            actual = target.reshape(-1) > 0.5
+            self.tp += int((predicted & actual).sum())
+            self.fp += int((predicted & ~actual).sum())
+            self.fn += int((~predicted & actual).sum())
             self.count += target.numel()
 
     def compute(self) -> dict[str, float]:
         self._require(self.count)
-        return {"error": 100.0 * self.wrong / self.count}
+        denominator = 2 * self.tp + self.fp + self.fn
+        f1 = 2 * self.tp / denominator if denominator else 0.0
+        return {"error": 100.0 * (self.fp + self.fn) / self.count, "f1": 100.0 * f1}
 
 
 class AccuracyMeter(Meter):
