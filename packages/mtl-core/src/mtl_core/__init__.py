@@ -1,0 +1,23 @@
+"""mtl_core: multi-task optimisation building blocks.
+
+Per-task gradients (:func:`jacobian`), loss weightings (:mod:`mtl_core.weightings`), gradient aggregators
+(:mod:`mtl_core.aggregators`) and summary metrics (:mod:`mtl_core.metrics`). Depends on torch, numpy, scipy.
+"""
+
+from __future__ import annotations
+
+from . import aggregators, metrics, solvers, weightings
+from .jacobian import choose_mode, gramian, jacobian, unflatten_like
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "aggregators",
+    "choose_mode",
+    "gramian",
+    "jacobian",
+    "metrics",
+    "solvers",
+    "unflatten_like",
+    "weightings",
+]

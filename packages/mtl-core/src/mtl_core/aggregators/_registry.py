@@ -1,0 +1,4 @@
+from ..registry import Registry
+from .base import Aggregator
+
+AGGREGATORS: Registry[Aggregator] = Registry("aggregator")

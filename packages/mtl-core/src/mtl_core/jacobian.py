@@ -1,0 +1,148 @@
+"""Per-task gradients: the K x n Jacobian of the task losses w.r.t. shared parameters or features.
+
+Two engines compute the same matrix:
+
+* ``"loop"``: one ``torch.autograd.grad`` per task (K backward passes through the graph);
+* ``"batched"``: a single vmapped backward (``is_grads_batched=True``) with the K unit vectors as
+  batched ``grad_outputs``.
+
+``"auto"`` picks per device from measurements (``benchmarks/README.md``): on CPU the loop is faster at every
+K we measured (vmapped backward kernels do not beat K sequential ones on 2 cores), on CUDA the batched
+backward is faster because it launches one batched kernel per op instead of K. The choice is a fixed
+rule, not a per-run timing, so the same seed gives bit-identical numbers run after run.
+
+Rows are written straight into one preallocated ``[K, n]`` buffer on the parameters' device with
+``torch.cat(..., out=row)``: one copy per gradient block, no host round trip.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor
+
+MODES = ("auto", "loop", "batched")
+
+_batched_fallback_warned = False
+
+
+def _as_loss_vector(losses: Tensor | Sequence[Tensor]) -> Tensor:
+    if isinstance(losses, Tensor):
+        if losses.dim() != 1:
+            raise ValueError(f"losses must be a 1-D tensor of K task losses, got shape {tuple(losses.shape)}")
+        return losses
+    losses = list(losses)
+    if not losses:
+        raise ValueError("losses is empty: need at least one task loss")
+    for i, loss in enumerate(losses):
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
+            raise ValueError(f"losses[{i}] must be a scalar tensor, got {loss!r}")
+    return torch.stack([loss.reshape(()) for loss in losses])
+
+
+def _as_inputs(params: Tensor | Iterable[Tensor]) -> list[Tensor]:
+    inputs = [params] if isinstance(params, Tensor) else list(params)
+    if not inputs:
+        raise ValueError("params is empty: need at least one tensor to differentiate")
+    for i, p in enumerate(inputs):
+        if not isinstance(p, Tensor) or not p.requires_grad:
+            raise ValueError(f"params[{i}] must be a tensor with requires_grad=True, got {type(p).__name__}")
+    return inputs
+
+
+def choose_mode(device: torch.device, num_tasks: int, numel: int) -> str:
+    """The engine ``mode="auto"`` uses for K tasks and n differentiated entries on ``device``."""
+    if num_tasks == 1:
+        return "loop"
+    return "batched" if device.type == "cuda" else "loop"
+
+
+def jacobian(
+    losses: Tensor | Sequence[Tensor],
+    params: Tensor | Iterable[Tensor],
+    *,
+    mode: str = "auto",
+    retain_graph: bool = False,
+    out: Tensor | None = None,
+) -> Tensor:
+    """Return ``J`` with ``J[i] = d losses[i] / d params`` flattened and concatenated: ``Tensor[K, n]``.
+
+    ``params`` are shared parameters (the exact estimator) or the shared representation ``z`` (a tensor or
+    tuple of tensors: the features mode used by MGDA-UB / Aligned-MTL-UB and ConsMTL's lower level,
+    seed 003 sec. 5.2, seed 004 eq. (6)). Inputs a loss does not depend on get zero gradient.
+    ``retain_graph=True`` keeps the graph for a later backward (e.g. task heads).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    losses = _as_loss_vector(losses)
+    inputs = _as_inputs(params)
+    k = losses.shape[0]
+    numel = sum(p.numel() for p in inputs)
+    ref = inputs[0]
+    if out is None:
+        out = torch.empty(k, numel, dtype=ref.dtype, device=ref.device)
+    elif out.shape != (k, numel) or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous tensor of shape {(k, numel)}, got {tuple(out.shape)}")
+    if mode == "auto":
+        mode = choose_mode(ref.device, k, numel)
+    if mode == "batched":
+        try:
+            return _batched(losses, inputs, out, retain_graph)
+        except RuntimeError as err:  # an op without a vmap batching rule for its backward
+            global _batched_fallback_warned
+            if not _batched_fallback_warned:
+                warnings.warn(
+                    f"batched Jacobian failed ({str(err).splitlines()[0][:200]}); "
+                    "falling back to one backward per task",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                _batched_fallback_warned = True
+    return _looped(losses, inputs, out, retain_graph)
+
+
+def _looped(losses: Tensor, inputs: list[Tensor], out: Tensor, retain_graph: bool) -> Tensor:
+    k = losses.shape[0]
+    for i in range(k):
+        grads = torch.autograd.grad(
+            losses[i],
+            inputs,
+            retain_graph=retain_graph or i < k - 1,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+        torch.cat([g.reshape(-1) for g in grads], out=out[i])
+    return out
+
+
+def _batched(losses: Tensor, inputs: list[Tensor], out: Tensor, retain_graph: bool) -> Tensor:
+    k = losses.shape[0]
+    eye = torch.eye(k, dtype=losses.dtype, device=losses.device)
+    # The graph is kept during the batched attempt so that the loop fallback can still run on it.
+    grads = torch.autograd.grad(
+        losses,
+        inputs,
+        grad_outputs=eye,
+        retain_graph=True,
+        is_grads_batched=True,
+        allow_unused=True,
+        materialize_grads=True,
+    )
+    torch.cat([g.reshape(k, -1) for g in grads], dim=1, out=out)
+    return out
+
+
+def unflatten_like(vector: Tensor, tensors: Sequence[Tensor]) -> list[Tensor]:
+    """Split a flat vector into views shaped like ``tensors`` (the inverse of one Jacobian row)."""
+    sizes = [t.numel() for t in tensors]
+    if vector.dim() != 1 or vector.numel() != sum(sizes):
+        raise ValueError(f"vector of {vector.numel()} entries does not match tensors of {sum(sizes)} entries")
+    return [chunk.view_as(t) for chunk, t in zip(vector.split(sizes), tensors)]
+
+
+def gramian(grads: Tensor) -> Tensor:
+    """``G G^T`` of a ``[K, n]`` Jacobian in float64 (all K x K numerics of the combiners are float64)."""
+    g = grads.to(torch.float64)
+    return g @ g.T
