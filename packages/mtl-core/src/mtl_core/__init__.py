@@ -7,13 +7,14 @@ Per-task gradients (:func:`jacobian`), loss weightings (:mod:`mtl_core.weighting
 from __future__ import annotations
 
 from . import aggregators, metrics, solvers, weightings
-from .jacobian import choose_mode, gramian, jacobian, unflatten_like
+from .jacobian import choose_mode, combine, gramian, jacobian, unflatten_like
 
 __version__ = "0.1.0"
 
 __all__ = [
     "aggregators",
     "choose_mode",
+    "combine",
     "gramian",
     "jacobian",
     "metrics",

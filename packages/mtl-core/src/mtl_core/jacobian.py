@@ -142,7 +142,33 @@ def unflatten_like(vector: Tensor, tensors: Sequence[Tensor]) -> list[Tensor]:
     return [chunk.view_as(t) for chunk, t in zip(vector.split(sizes), tensors)]
 
 
+# Column chunk for float64 work on a [K, n] matrix: bounds the temporary float64 copy to K x 2^20 entries.
+_CHUNK = 1 << 20
+
+
 def gramian(grads: Tensor) -> Tensor:
-    """``G G^T`` of a ``[K, n]`` Jacobian in float64 (all K x K numerics of the combiners are float64)."""
-    g = grads.to(torch.float64)
-    return g @ g.T
+    """``G G^T`` of a ``[K, n]`` Jacobian, accumulated in float64 (all K x K numerics are float64).
+
+    Computed over column chunks so that a float32 Jacobian is never copied whole to float64.
+    """
+    k = grads.shape[0]
+    out = torch.zeros(k, k, dtype=torch.float64, device=grads.device)
+    for chunk in grads.split(_CHUNK, dim=1):
+        c = chunk.to(torch.float64)
+        out.addmm_(c, c.T)
+    return out
+
+
+def combine(weights: Tensor, grads: Tensor) -> Tensor:
+    """``weights @ grads`` accumulated in float64 and returned in ``grads.dtype``.
+
+    Weights of the fixed-point methods can be large with cancelling contributions (nearly dependent
+    gradients), where a float32 product loses the direction.
+    """
+    w = weights.to(device=grads.device, dtype=torch.float64)
+    out = torch.empty(grads.shape[1], dtype=grads.dtype, device=grads.device)
+    start = 0
+    for chunk in grads.split(_CHUNK, dim=1):
+        out[start : start + chunk.shape[1]] = w @ chunk.to(torch.float64)
+        start += chunk.shape[1]
+    return out

@@ -43,50 +43,75 @@ def positive_fixed_point(
     *,
     tol: float = 1e-10,
     max_iter: int = 200,
-    ridge: float = 1e-10,
-    init: np.ndarray | None = None,
+    ridges: tuple[float, ...] = (1e-10, 1e-8, 1e-6),
 ) -> np.ndarray:
     """Solve ``M w = w^(-power)`` for ``w > 0`` (element-wise power), ``power > 0``.
 
     This is the stationarity condition of the strictly convex problem
     ``min_{w > 0} 1/2 w^T M w - sum_i F(w_i)`` with ``F'(w) = w^(-power)``, solved by Newton's method with a
-    backtracking line search that keeps ``w > 0`` (quadratic convergence, Hessian ``M + power diag(w^(-power-1))``
-    is positive definite). Covers Nash-MTL (``power = 1``: ``G G^T a = 1/a``, Navon et al. 2022 eq. (2)),
-    FairGrad (``power = 1/alpha``: ``G G^T w = w^(-1/alpha)``, Ban & Ji 2024 eq. (6)) and ConsMTL's upper
-    level (``power = 1/2``: ``G^T G a = sqrt(1/a)``, seed 004 eq. (5)).
+    backtracking line search that keeps ``w > 0`` (quadratic convergence; the Hessian
+    ``M + power diag(w^(-power-1))`` is positive definite). Covers Nash-MTL (``power = 1``: ``G G^T a = 1/a``,
+    Navon et al. 2022 eq. (2)), FairGrad (``power = 1/alpha``: ``G G^T w = w^(-1/alpha)``, Ban & Ji 2024 eq. (6))
+    and ConsMTL's upper level (``power = 1/2``: ``G^T G a = sqrt(1/a)``, seed 004 eq. (5)).
 
-    A singular ``M`` can make the problem unbounded (a non-negative combination of gradients that is zero);
-    a ridge of ``ridge * trace(M) / K`` on the diagonal makes the solution unique and finite.
+    Gradient norms can differ by orders of magnitude, so the problem is solved in Jacobi-scaled variables
+    ``w = S v`` with ``S = diag(M_ii^(-1/2))``: ``C v = c * v^(-power)`` with the unit-diagonal ``C = S M S`` and
+    ``c_i = s_i^(1-power)``. A singular ``M`` can make the problem unbounded (a non-negative combination of
+    gradients that vanishes): if Newton does not converge on ``C``, the smallest of ``ridges`` added to ``C``'s
+    unit diagonal that lets it converge is used, which keeps the solution finite.
     """
     k = m.shape[0]
     m = (m + m.T) / 2
-    scale = np.trace(m) / k
-    if scale <= 0:
+    diag = np.diag(m).copy()
+    if not (diag > 0).any():
         raise ValueError("all task gradients are zero: the fixed point M w = w^(-p) has no finite solution")
-    # Scale-free problem: with M = s * M1, w = s^(-1/(1+p)) * w1 where M1 w1 = w1^(-p).
-    m1 = m / scale + ridge * np.eye(k)
-    w = np.ones(k) if init is None else np.clip(np.asarray(init, dtype=np.float64), 1e-12, None)
-    if init is None:  # best multiple of 1: t^(1+p) * (1^T M1 1) = K
-        w *= (k / max(m1.sum(), 1e-300)) ** (1.0 / (1.0 + power))
+    diag = np.maximum(diag, diag.max() * 1e-30)  # a zero gradient gets a huge (finite) weight
+    s = diag**-0.5
+    c_mat = s[:, None] * m * s[None, :]
+    c = s ** (1.0 - power)
+    # exact first; only a system that does not converge (singular C) gets the smallest ridge that works
+    for r in (0.0, *ridges):
+        v, converged = _newton_fixed_point(c_mat + r * np.eye(k), c, power, tol, max_iter)
+        if converged:
+            return s * v
+    return s * v
 
-    def objective(x: np.ndarray) -> float:
-        f = np.log(x).sum() if power == 1.0 else (x ** (1.0 - power)).sum() / (1.0 - power)
-        return 0.5 * x @ m1 @ x - f
 
+def _newton_fixed_point(
+    c_mat: np.ndarray, c: np.ndarray, power: float, tol: float, max_iter: int
+) -> tuple[np.ndarray, bool]:
+    """Newton's method for ``C v = c * v^(-power)``, ``v > 0``; returns ``(v, converged)``."""
+
+    def objective(v: np.ndarray) -> float:
+        f = np.log(v) if power == 1.0 else v ** (1.0 - power) / (1.0 - power)
+        return 0.5 * v @ c_mat @ v - c @ f
+
+    # start from the best multiple of c^(1/(1+p)) (the solution when C is the identity)
+    v = c ** (1.0 / (1.0 + power))
+    v = v * ((c * v ** (1.0 - power)).sum() / max(v @ c_mat @ v, 1e-300)) ** (1.0 / (1.0 + power))
     for _ in range(max_iter):
-        residual = m1 @ w - w ** (-power)
-        if np.linalg.norm(residual) <= tol * np.linalg.norm(w ** (-power)):
-            break
-        hess = m1 + np.diag(power * w ** (-power - 1.0))
-        step = np.linalg.solve(hess, -residual)
-        # largest step keeping w > 0, then Armijo backtracking on the convex objective
+        target = c * v ** (-power)
+        residual = c_mat @ v - target
+        rel = np.linalg.norm(residual / target)
+        if rel <= tol:
+            return v, True
+        hess = c_mat + np.diag(power * c * v ** (-power - 1.0))
+        try:
+            step = np.linalg.solve(hess, -residual)
+        except np.linalg.LinAlgError:
+            return v, False
+        # the largest step keeping v > 0; far from the solution, Armijo backtracking on the convex objective
+        # (near it, full Newton steps: the objective's decrease falls below float64 round-off there)
         neg = step < 0
-        t = min(1.0, 0.99 * np.min(-w[neg] / step[neg])) if neg.any() else 1.0
-        f0, slope = objective(w), residual @ step
-        while t > 1e-14 and objective(w + t * step) > f0 + 1e-4 * t * slope:
-            t *= 0.5
-        w = w + t * step
-    return w * scale ** (-1.0 / (1.0 + power))
+        alpha = min(1.0, 0.99 * np.min(-v[neg] / step[neg])) if neg.any() else 1.0
+        if rel > 1e-3:
+            f0, slope = objective(v), residual @ step
+            while alpha > 1e-14 and objective(v + alpha * step) > f0 + 1e-4 * alpha * slope:
+                alpha *= 0.5
+        v = v + alpha * step
+        if not np.isfinite(v).all() or v.max() > 1e150:
+            return v, False
+    return v, False
 
 
 def cagrad_weights(m: np.ndarray, c: float) -> np.ndarray:

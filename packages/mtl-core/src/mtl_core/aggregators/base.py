@@ -10,14 +10,14 @@ from torch import Tensor, nn
 
 from .._checks import check_grads, check_losses, check_num_tasks
 from .._state import LazyBuffers
-from ..jacobian import gramian
+from ..jacobian import combine, gramian
 
 
 class Aggregator(LazyBuffers, nn.Module):
     """Maps the per-task gradients ``grads: Tensor[K, n]`` (and losses ``Tensor[K]``) to one direction.
 
     The returned ``Tensor[n]`` is a descent direction: parameters are updated as ``p -= lr * d``.
-    ``last_weights`` holds ``w`` with ``d = w @ grads`` when the method defines one (else ``None``).
+    ``last_weights`` holds ``w`` (float64) with ``d = w @ grads`` when the method defines one (else ``None``).
     State that must survive a checkpoint lives in buffers / extra state, so ``state_dict`` round-trips.
     """
 
@@ -82,6 +82,5 @@ class WeightedAggregator(Aggregator):
         w = np.asarray(self.weights_from_gramian(gram, losses), dtype=np.float64)
         if w.shape != (self.num_tasks,) or not np.isfinite(w).all():
             raise FloatingPointError(f"{self.name}: solver returned invalid weights {w}")
-        weights = torch.from_numpy(w).to(device=grads.device, dtype=grads.dtype)
-        self.last_weights = weights
-        return weights @ grads
+        self.last_weights = torch.from_numpy(w).to(grads.device)
+        return combine(self.last_weights, grads)

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_positive
+from ..jacobian import combine
 from ._registry import AGGREGATORS
 from .base import Aggregator
 
@@ -43,8 +44,8 @@ class GradNorm(Aggregator):
             self.initial_losses.copy_(losses64)
             self.initialised.fill_(True)
         weights = self.weights()
-        self.last_weights = weights.to(device=grads.device, dtype=grads.dtype)
-        direction = self.last_weights @ grads
+        self.last_weights = weights.to(grads.device)
+        direction = combine(self.last_weights, grads)
 
         norms = grads.double().norm(dim=1).cpu()
         logits = self.logits.clone().requires_grad_(True)

@@ -28,6 +28,7 @@ class GradVac(Seeded, WeightedAggregator):
         self.beta = check_range("beta", beta, 0.0, 1.0)
         self._init_generator(seed)
         self.register_buffer("targets", torch.zeros(num_tasks, num_tasks, dtype=torch.float64))
+        self.last_coefficients: np.ndarray | None = None  # g^GV = last_coefficients @ G
 
     def weights_from_gramian(self, gram: np.ndarray, losses: Tensor | None) -> np.ndarray:
         k = self.num_tasks
@@ -49,4 +50,5 @@ class GradVac(Seeded, WeightedAggregator):
                     )
                 targets[i, j] = (1 - self.beta) * target + self.beta * phi
         self.targets.copy_(torch.from_numpy(targets))
+        self.last_coefficients = coef
         return coef.sum(axis=0)

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_choice, check_positive, check_positive_int
+from ..jacobian import combine
 from ..solvers import positive_fixed_point
 from ._registry import AGGREGATORS
 from .base import WeightedAggregator
@@ -63,13 +64,13 @@ class NashMTL(WeightedAggregator):
         if int(self.step) % self.update_weights_every == 0:
             direction = super().aggregate(grads, losses)
         else:
-            self.last_weights = self.alpha.to(device=grads.device, dtype=grads.dtype)
-            direction = self.last_weights @ grads
+            self.last_weights = self.alpha.to(grads.device)
+            direction = combine(self.last_weights, grads)
         self.step += 1
         norm = direction.norm()
         if self.max_norm > 0 and norm > self.max_norm:
             # the clip is part of the method: keep last_weights consistent with the returned direction
-            factor = self.max_norm / norm
+            factor = self.max_norm / norm.item()
             direction = direction * factor
             self.last_weights = self.last_weights * factor
         return direction
