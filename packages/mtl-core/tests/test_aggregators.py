@@ -392,7 +392,7 @@ def test_bad_inputs_raise_value_errors_naming_the_problem(name):
 
 
 def test_unknown_names_and_hparams_list_the_valid_choices():
-    with pytest.raises(ValueError, match="valid names: .*mgda.*pcgrad"):
+    with pytest.raises(ValueError, match=r"valid names: .*mgda.*pcgrad"):
         aggregators.create("pcgard", num_tasks=2)
     with pytest.raises(ValueError, match=r"unknown hyper-parameter\(s\) \['cc'\].*valid: \['c', 'rescale'\]"):
         aggregators.create("cagrad", num_tasks=2, cc=0.5)

@@ -7,7 +7,7 @@ Per-task gradients (:func:`jacobian`), loss weightings (:mod:`mtl_core.weighting
 from __future__ import annotations
 
 from . import aggregators, metrics, solvers, weightings
-from .jacobian import choose_mode, combine, gramian, jacobian, unflatten_like
+from .gradients import choose_mode, combine, gramian, jacobian, unflatten_like
 
 __version__ = "0.1.0"
 

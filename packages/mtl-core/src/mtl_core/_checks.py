@@ -32,9 +32,7 @@ def check_range(
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if ok:
         value = float(value)
-        ok = (low <= value if closed_low else low < value) and (
-            value <= high if closed_high else value < high
-        )
+        ok = (low <= value if closed_low else low < value) and (value <= high if closed_high else value < high)
     if not ok:
         lo, hi = ("[" if closed_low else "("), ("]" if closed_high else ")")
         raise ValueError(f"{name} must be in {lo}{low}, {high}{hi}, got {value!r}")
@@ -60,9 +58,7 @@ def check_task_weights(name: str, value: Any, num_tasks: int) -> Tensor | None:
         return None
     w = torch.as_tensor(value, dtype=torch.float64).flatten()
     if w.numel() != num_tasks or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(
-            f"{name} must be {num_tasks} finite non-negative numbers with a positive sum, got {value!r}"
-        )
+        raise ValueError(f"{name} must be {num_tasks} finite non-negative numbers with a positive sum, got {value!r}")
     return w
 
 
@@ -74,9 +70,7 @@ def check_losses(losses: Any, num_tasks: int, *, required: bool = True) -> Tenso
     if not isinstance(losses, Tensor):
         losses = torch.as_tensor(losses)
     if losses.dim() != 1 or losses.shape[0] != num_tasks:
-        raise ValueError(
-            f"losses must be a 1-D tensor of {num_tasks} task losses, got shape {tuple(losses.shape)}"
-        )
+        raise ValueError(f"losses must be a 1-D tensor of {num_tasks} task losses, got shape {tuple(losses.shape)}")
     if not torch.isfinite(losses).all():
         bad = [i for i, ok in enumerate(torch.isfinite(losses).tolist()) if not ok]
         raise ValueError(f"losses contain NaN/Inf at task index(es) {bad}: {losses.tolist()}")
@@ -87,9 +81,7 @@ def check_grads(grads: Any, num_tasks: int) -> Tensor:
     if not isinstance(grads, Tensor):
         raise ValueError(f"grads must be a torch.Tensor of shape [K, n], got {type(grads).__name__}")
     if grads.dim() != 2 or grads.shape[0] != num_tasks:
-        raise ValueError(
-            f"grads must have shape [{num_tasks}, n] (one row per task), got {tuple(grads.shape)}"
-        )
+        raise ValueError(f"grads must have shape [{num_tasks}, n] (one row per task), got {tuple(grads.shape)}")
     if not grads.is_floating_point():
         raise ValueError(f"grads must be a floating-point tensor, got dtype {grads.dtype}")
     finite = torch.isfinite(grads).all(dim=1)

@@ -56,9 +56,7 @@ def delta_m(
     return 100.0 * sum(per_task) / len(per_task)
 
 
-def mean_rank(
-    table: Mapping[str, Mapping[str, float]], higher_is_better: Mapping[str, bool]
-) -> dict[str, float]:
+def mean_rank(table: Mapping[str, Mapping[str, float]], higher_is_better: Mapping[str, bool]) -> dict[str, float]:
     """Mean Rank (seed 004): rank the methods on every metric (1 = best, ties share the average rank)."""
     methods = list(table)
     if not methods:

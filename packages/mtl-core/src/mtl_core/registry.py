@@ -52,7 +52,5 @@ class Registry(Generic[T]):
         valid = self.hparams(name)
         unknown = sorted(set(hparams) - set(valid))
         if unknown:
-            raise ValueError(
-                f"unknown hyper-parameter(s) {unknown} for {self.kind} {name!r}; valid: {sorted(valid)}"
-            )
+            raise ValueError(f"unknown hyper-parameter(s) {unknown} for {self.kind} {name!r}; valid: {sorted(valid)}")
         return cls(num_tasks, **hparams)

@@ -42,9 +42,7 @@ class AlignedMTL(WeightedAggregator):
     aligned gradients). Applied to features-mode gradients this is Aligned-MTL-UB (sec. 5.2).
     """
 
-    def __init__(
-        self, num_tasks: int, *, scale: str = "min", task_weights: list[float] | None = None
-    ) -> None:
+    def __init__(self, num_tasks: int, *, scale: str = "min", task_weights: list[float] | None = None) -> None:
         super().__init__(num_tasks)
         self.scale = check_choice("scale", scale, SCALES)
         tw = check_task_weights("task_weights", task_weights, num_tasks)

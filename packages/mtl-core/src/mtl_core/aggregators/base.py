@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from .._checks import check_grads, check_losses, check_num_tasks
 from .._state import LazyBuffers
-from ..jacobian import combine, gramian
+from ..gradients import combine, gramian
 
 
 class Aggregator(LazyBuffers, nn.Module):

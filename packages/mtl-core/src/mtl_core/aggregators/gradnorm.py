@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_positive
-from ..jacobian import combine
+from ..gradients import combine
 from ._registry import AGGREGATORS
 from .base import Aggregator
 

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_choice, check_positive, check_positive_int
-from ..jacobian import combine
+from ..gradients import combine
 from ..solvers import positive_fixed_point
 from ._registry import AGGREGATORS
 from .base import WeightedAggregator
@@ -38,9 +38,7 @@ class NashMTL(WeightedAggregator):
         super().__init__(num_tasks)
         self.max_norm = check_positive("max_norm", max_norm, allow_zero=True)
         self.update_weights_every = check_positive_int("update_weights_every", update_weights_every)
-        self.gramian_normalization = check_choice(
-            "gramian_normalization", gramian_normalization, ("frobenius", "none")
-        )
+        self.gramian_normalization = check_choice("gramian_normalization", gramian_normalization, ("frobenius", "none"))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.register_buffer("alpha", torch.ones(num_tasks, dtype=torch.float64))
 

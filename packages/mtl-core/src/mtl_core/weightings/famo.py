@@ -42,9 +42,7 @@ class FAMO(Weighting):
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(0 <= b < 1 for b in betas)):
             raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
         self.betas = (float(betas[0]), float(betas[1]))
-        mins = (
-            torch.zeros(num_tasks) if min_losses is None else torch.as_tensor(min_losses, dtype=torch.float32)
-        )
+        mins = torch.zeros(num_tasks) if min_losses is None else torch.as_tensor(min_losses, dtype=torch.float32)
         if mins.shape != (num_tasks,):
             raise ValueError(f"min_losses must hold {num_tasks} numbers, got {min_losses!r}")
         self.register_buffer("min_losses", mins)
