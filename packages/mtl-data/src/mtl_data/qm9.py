@@ -42,6 +42,7 @@ Preparation (parse + rdkit for all molecules) runs once, in ``workers`` processe
 from __future__ import annotations
 
 import csv
+import functools
 import importlib.util
 import json
 import multiprocessing
@@ -344,6 +345,16 @@ def load_processed(
     return cache, parts
 
 
+@functools.lru_cache(maxsize=64)
+def _complete_pairs(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(2, n(n-1)) edge index of the complete graph on n nodes without self-loops, and the flat
+    ``row * n + col`` position of each edge (molecules have at most 29 atoms: cache per size)."""
+    row = torch.arange(n).repeat_interleave(n)
+    col = torch.arange(n).repeat(n)
+    keep = row != col
+    return torch.stack([row[keep], col[keep]]), (row * n + col)[keep]
+
+
 class QM9(MTLDataset):
     """QM9 molecules as PyG ``Data`` (see the module docstring). Batch with ``torch_geometric.loader.DataLoader``.
 
@@ -424,13 +435,11 @@ class QM9(MTLDataset):
             data.edge_index, data.edge_attr = edge_index, bond_attr
             return data
         # Complete directed graph without self-loops, in row-major order (nash-mtl ``Complete``).
-        row = torch.arange(n).repeat_interleave(n)
-        col = torch.arange(n).repeat(n)
-        keep = row != col
+        pairs, flat = _complete_pairs(n)
         attr = torch.zeros(n * n, 4)
         attr[edge_index[0] * n + edge_index[1]] = bond_attr
-        data.edge_index = torch.stack([row[keep], col[keep]])
-        data.edge_attr = attr[keep]
+        data.edge_index = pairs.clone()  # the cached tensor must not be shared with callers
+        data.edge_attr = attr[flat]
         return self._distance(data)
 
     def denormalize(self, values: torch.Tensor) -> torch.Tensor:
