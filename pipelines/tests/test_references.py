@@ -118,6 +118,16 @@ def test_lookup_api() -> None:
         ref.value("mIoU%", method="stl")
     with pytest.raises(ValueError, match="no row"):
         ref.row(method="samo+ls")
+    assert [c.name for c in ref.columns_of("delta_m")] == ["Δm%"]
+    assert [c.name for c in ref.columns_of("mean_rank")] == ["MR"]
+    assert len(ref.columns_of("metric")) == 9 and ref.columns_of("count") == []
+    with pytest.raises(ValueError, match="unknown column kind"):
+        ref.columns_of("delta")
+    stl, consmtl = ref.row(method="stl"), ref.row(method="consmtl")
+    metrics = [c.name for c in ref.columns_of("metric")]
+    assert ref.recompute_delta_m(consmtl, stl, metrics) == pytest.approx(-6.72, abs=0.03)
+    with pytest.raises(ValueError, match="not a number"):
+        ref.recompute_delta_m(consmtl, stl, ["Δm%"])  # STL prints no Delta_m
     records = ref.records()
     assert len(records) == len(ref.rows) * len(ref.columns)
     assert {r["method"] for r in records} >= {"stl", "consmtl", "exact+fairgrad"}

@@ -13,7 +13,8 @@ optimizer or learning rate, values aligned with the columns, standard deviations
 - ``printed`` on a non-null cell -- the characters as extracted when they differ from the number (a lost
   decimal point, ``±`` read as a digit); the value restores only what is unambiguous;
 - ``suspect`` -- the value is what the text prints, but the paper's own arithmetic (row average, Delta_m
-  recomputed from the STL row) or the same row in another table of the same paper contradicts it;
+  recomputed from the STL row, mean rank) or the same run in another table of the same paper contradicts
+  it; the string gives the evidence;
 - ``symbol`` -- the cell prints a symbol (``-``: see the file's ``symbols``), not a number.
 
 Nothing is copied from another paper or from memory: where papers print different numbers for the same
@@ -22,7 +23,7 @@ baseline, each file keeps its own paper's numbers.
 Usage::
 
     from mtl_pipelines import references
-    references.tables()                        # ['000_table1', ..., '004_table4']
+    references.tables()                        # ['000_figure3', '000_table1', ..., '004_table4']
     ref = references.load("004_table1")        # Reference (frozen dataclass)
     ref.value("Δm%", method="consmtl")         # -6.72
     ref.row(method="stl").cell("mIoU").decimals  # 2: print ours with the paper's precision
@@ -275,6 +276,13 @@ class Reference:
             if col.name == name:
                 return col
         raise ValueError(f"{self.id}: no column {name!r}; columns: {[c.name for c in self.columns]}")
+
+    def columns_of(self, kind: str) -> list[Column]:
+        """Columns of one kind (``metric``, ``delta_m``, ``mean_rank``, ...), in table order."""
+        valid = schema()["$defs"]["column"]["properties"]["kind"]["enum"]
+        if kind not in valid:
+            raise ValueError(f"unknown column kind {kind!r}; kinds: {valid}")
+        return [c for c in self.columns if c.kind == kind]
 
     def find_rows(self, method: str | None = None, *, name: str | None = None, **setting: Any) -> list[Row]:
         """Rows matching the given method key, printed name and settings (all optional)."""
