@@ -1,0 +1,189 @@
+"""The ``mtl`` command line: prepare data, train and evaluate runs, build study reports, export the grid.
+
+    mtl prepare <dataset> [--root DIR] [--profile P]   validate real data / render a stand-in into its cache
+    mtl train <config.yaml> [--run-dir DIR]            train (or resume) one run
+    mtl evaluate <run-dir> [--stl RUN ...]             clean + corrupted test metrics -> eval.json
+    mtl report <study|all> [--profile P]               tables (md, tex, csv), figures, index
+    mtl grid [--profile P] [--write]                   list (or write the configs of) the runs of a profile
+    mtl dvc [--profile P] [--check]                    generate dvc.yaml + params.yaml from the studies
+    mtl list {studies,methods,datasets,models,profiles}
+
+Every command validates its input first (nothing is written on error) and ends with one summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _fail(message: str) -> int:
+    print(f"mtl: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mtl_pipelines import config as cfg
+    from mtl_pipelines.train import train
+
+    config = cfg.load(args.config)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("results") / "runs" / (
+        f"{config.get('name', Path(args.config).stem)}-{cfg.config_hash(config)}"
+    )
+    began = time.perf_counter()
+    result = train(config, run_dir, progress=None if not args.quiet else False, log=print)
+    tasks = ", ".join(f"{t}: " + " ".join(f"{m}={v:.4g}" for m, v in ms.items()) for t, ms in result["last"].items())
+    print(f"trained {run_dir} ({result['method']} on {result['dataset']}, {result['epochs']} epochs, "
+          f"{time.perf_counter() - began:.1f}s): {tasks}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from mtl_pipelines.evaluate import evaluate_run
+
+    result = evaluate_run(args.run_dir, stl_runs=args.stl, progress=None if not args.quiet else False)
+    n = sum(len(v) for v in result["corrupted"].values())
+    print(f"evaluated {args.run_dir}: test epochs {result['epochs']} ({result['selection']}), "
+          f"{n} corrupted test sets -> {Path(args.run_dir) / 'eval.json'}")
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from mtl_pipelines import grid
+
+    report = grid.prepare(args.dataset, root=args.root, profile=args.profile, stamp=args.stamp)
+    print(report)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mtl_pipelines import grid, report
+
+    profile = grid.load_profile(args.profile)
+    studies = grid.load_studies()
+    chosen = list(studies) if args.study == "all" else [args.study]
+    for study_id in chosen:
+        if study_id not in studies:
+            return _fail(f"unknown study {study_id!r}; valid studies: {', '.join(studies)} (or 'all')")
+    written = report.build(profile, [studies[s] for s in chosen], index=args.study == "all" or args.index)
+    print(f"report: {len(chosen)} studies, {len(written)} files under {profile['reports_dir']}")
+    return 0
+
+
+def _cmd_grid(args: argparse.Namespace) -> int:
+    from mtl_pipelines import grid
+
+    profile = grid.load_profile(args.profile)
+    runs = grid.expand(profile)
+    if args.write:
+        n = grid.write_configs(profile, runs)
+        print(f"grid {profile['name']}: {len(runs)} runs, {n} configs written under {grid.configs_dir(profile)}")
+    else:
+        for run in runs.values():
+            print(run.run_id, ",".join(sorted(run.studies)))
+        print(f"grid {profile['name']}: {len(runs)} runs in {len({s for r in runs.values() for s in r.studies})} "
+              f"studies")
+    return 0
+
+
+def _cmd_dvc(args: argparse.Namespace) -> int:
+    from mtl_pipelines import dvc
+
+    root = Path(args.root)
+    if args.check:
+        stale = dvc.check(args.profile, root)
+        if stale:
+            return _fail(f"{', '.join(stale)} out of date: run `mtl dvc --profile {args.profile}`")
+        print(f"dvc.yaml and params.yaml are up to date for profile {args.profile}")
+        return 0
+    stages = dvc.write(args.profile, root)
+    print(f"wrote {root / 'dvc.yaml'} ({stages} stages) and {root / 'params.yaml'} for profile {args.profile}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from mtl_pipelines import grid, methods
+
+    if args.what == "studies":
+        for sid, study in grid.load_studies().items():
+            print(f"{sid}\t{study['builder']}\t{study['title']}")
+    elif args.what == "methods":
+        print("\n".join(methods.names()))
+    elif args.what == "datasets":
+        import mtl_data
+
+        print("\n".join(f"{n}\t{mtl_data.summary(n)}" for n in mtl_data.names()))
+    elif args.what == "models":
+        import mtl_models
+
+        print("\n".join(mtl_models.names()))
+    else:
+        print("\n".join(grid.profile_names()))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mtl", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="command")
+    profile_help = "profile of the grid: smoke, default or paper (default: default)"
+
+    s = sub.add_parser("prepare", help="validate a real dataset or render a stand-in into its cache")
+    s.add_argument("dataset", help="dataset name (mtl list datasets) or benchmark key of the profile")
+    s.add_argument("--root", help="data directory of a real dataset")
+    s.add_argument("--profile", default="default", help=profile_help)
+    s.add_argument("--stamp", help="file written when done (for workflow managers)")
+    s.set_defaults(func=_cmd_prepare)
+
+    s = sub.add_parser("train", help="train (or resume) the run of a YAML config")
+    s.add_argument("config", help="YAML run config (see pipelines/README.md)")
+    s.add_argument("--run-dir", help="output directory (default results/runs/<name>-<hash>)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("evaluate", help="selected clean and corrupted test metrics of a finished run")
+    s.add_argument("run_dir", help="run directory written by mtl train")
+    s.add_argument("--stl", nargs="*", default=[], help="evaluated STL runs (baseline of best_val selection)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_evaluate)
+
+    s = sub.add_parser("report", help="tables and figures of a study (or all) from evaluated runs")
+    s.add_argument("study", help="study id (mtl list studies) or 'all'")
+    s.add_argument("--profile", default="default", help=profile_help)
+    s.add_argument("--index", action="store_true", help="also rewrite the index")
+    s.set_defaults(func=_cmd_report)
+
+    s = sub.add_parser("grid", help="the runs of a profile (deduplicated across studies)")
+    s.add_argument("--profile", default="default", help=profile_help)
+    s.add_argument("--write", action="store_true", help="write every run config under the results directory")
+    s.set_defaults(func=_cmd_grid)
+
+    s = sub.add_parser("dvc", help="generate dvc.yaml + params.yaml from the studies of a profile")
+    s.add_argument("--profile", default="default", help=profile_help)
+    s.add_argument("--root", default=".", help="directory receiving dvc.yaml and params.yaml")
+    s.add_argument("--check", action="store_true", help="only check that they are up to date")
+    s.set_defaults(func=_cmd_dvc)
+
+    s = sub.add_parser("list", help="names of studies, methods, datasets, models or profiles")
+    s.add_argument("what", choices=["studies", "methods", "datasets", "models", "profiles"])
+    s.set_defaults(func=_cmd_list)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ValueError, FileNotFoundError, FloatingPointError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

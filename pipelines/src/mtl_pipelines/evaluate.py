@@ -1,0 +1,118 @@
+"""Evaluation of a finished run: the reported clean test numbers (per the run's selection protocol) and the
+metrics on corrupted copies of the test split (seed 001 sec. 4.3), written to ``eval.json``.
+
+Selection (``eval.selection``): ``last`` epoch; ``last_k`` mean of the last k epochs (seeds 000/002/004:
+last 10 of 200); ``best_val``: the epoch of lowest validation Delta_m against the STL runs' validation
+metrics (seed 001 A3.2 early stopping); an STL run itself selects on Delta_m against its first epoch
+(any fixed reference orders its epochs the way the seed's criterion does for one task up to the metric
+weights). Corrupted copies are evaluated with the final checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mtl_pipelines import io
+from mtl_pipelines.config import resolve
+from mtl_pipelines.train import CHECKPOINT, CONFIG, FINAL, METRICS, _model, evaluate_model, io_yaml, mean_metrics
+
+__all__ = ["EVAL", "evaluate_run", "flat", "select"]
+
+EVAL = "eval.json"
+
+
+def flat(metrics: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """``{task: {metric: v}}`` -> ``{"task/metric": v}``."""
+    return {f"{t}/{m}": v for t, ms in metrics.items() for m, v in ms.items()}
+
+
+def _direction(dataset_tasks: Mapping[str, Any], names: Sequence[str]) -> dict[str, bool]:
+    out = {}
+    for name in names:
+        task, metric = name.split("/", 1)
+        out[name] = dataset_tasks[task].higher_is_better[metric]
+    return out
+
+
+def select(
+    history: list[dict[str, Any]],
+    config: Mapping[str, Any],
+    task_specs: Mapping[str, Any],
+    stl_val: Mapping[str, Mapping[str, float]] | None = None,
+) -> tuple[dict[str, dict[str, float]], list[int]]:
+    """Test metrics reported for a run and the (1-based) epochs they come from."""
+    from mtl_core.metrics import delta_m
+
+    selection = config["eval"]["selection"]
+    if selection == "last":
+        return history[-1]["test"], [history[-1]["epoch"]]
+    if selection == "last_k":
+        chosen = history[-config["eval"]["last_k"] :]
+        return mean_metrics([r["test"] for r in chosen]), [r["epoch"] for r in chosen]
+    reference = flat(stl_val) if stl_val else flat(history[0]["val"])
+    names = [n for n in flat(history[0]["val"]) if n in reference]
+    hib = _direction(task_specs, names)
+
+    def score(record: Mapping[str, Any]) -> float:
+        values = flat(record["val"])
+        baseline = {n: reference[n] for n in names if reference[n] != 0}
+        return delta_m({n: values[n] for n in baseline}, baseline, hib)
+
+    best = min(history, key=score)
+    return best["test"], [best["epoch"]]
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    stl_runs: Sequence[str | Path] = (),
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Write ``<run_dir>/eval.json`` (clean selected test metrics + corrupted test metrics) and return it."""
+    from tqdm.auto import tqdm
+
+    from mtl_pipelines.data import build_split
+
+    run_dir = Path(run_dir)
+    if not (run_dir / FINAL).is_file():
+        raise FileNotFoundError(f"{run_dir} is not a finished run (no {FINAL}); train it first")
+    config = resolve(io_yaml(run_dir / CONFIG), str(run_dir / CONFIG))
+    history = io.read_jsonl(run_dir / METRICS)
+    test = build_split(config["dataset"], config["dataset"]["splits"]["test"], config["dataset"].get("tasks"))
+    stl_val: dict[str, dict[str, float]] = {}
+    for stl in stl_runs:
+        stl_eval = json.loads((Path(stl) / EVAL).read_text()) if (Path(stl) / EVAL).exists() else None
+        if stl_eval is None:
+            raise FileNotFoundError(f"STL run {stl} has no {EVAL}; evaluate it first")
+        stl_val.update(stl_eval["val"])
+    clean, epochs = select(history, config, test.dataset.tasks, stl_val or None)
+    by_epoch = {r["epoch"]: r for r in history}
+    val = mean_metrics([by_epoch[e]["val"] for e in epochs])
+    result: dict[str, Any] = {"test": clean, "val": val, "epochs": epochs, "selection": config["eval"]["selection"],
+                              "corrupted": {}}
+    names = config["eval"]["corruptions"]["names"]
+    severities = config["eval"]["corruptions"]["severities"]
+    if names and severities:
+        from mtl_data.corruptions import CorruptedDataset
+        from mtl_pipelines.data import Split
+
+        torch.set_num_threads(config["train"]["threads"])
+        model = _model(config, test)
+        state = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        cache = run_dir.parent.parent / "corrupted"
+        result["corrupted_clean"] = evaluate_model(model, test, config["eval"]["batch_size"])
+        grid = [(n, s) for n in names for s in severities]
+        for name, severity in tqdm(grid, desc="corruptions", disable=progress is False, leave=False):
+            corrupted = CorruptedDataset(test.dataset, name, severity, cache_dir=cache)
+            corrupted.tasks = test.dataset.tasks  # type: ignore[attr-defined]
+            split = Split(corrupted, test.tasks)
+            metrics = evaluate_model(model, split, config["eval"]["batch_size"])
+            result["corrupted"].setdefault(name, {})[str(severity)] = metrics
+    io.write_json(run_dir / EVAL, result)
+    return result

@@ -1,0 +1,378 @@
+"""Studies, profiles and the run grid: the single source of truth of Snakemake, DVC and the report.
+
+- a **study** (``pipelines/configs/studies/<id>.yaml``) is one table or figure of a seed: the reference
+  tables it reproduces, the builder that turns runs into its rows/columns, and one or more experiment
+  blocks (benchmark x model x methods x settings, plus STL runs);
+- a **protocol** (``pipelines/configs/protocols.yaml``) is a paper's training recipe (optimizer, lr
+  schedule, epochs, batch size, evaluation selection);
+- a **profile** (``pipelines/configs/profiles/<name>.yaml``: smoke, default, paper) maps each benchmark to
+  data (embedded stand-in or real files), each model to its options (width), scales the protocol
+  (epochs, steps) and lists the seeds and the studies it runs.
+
+:func:`expand` turns a profile into the deduplicated runs: two studies that need the same resolved config
+share one run (same hash, same directory). Each run lists the studies it serves.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mtl_pipelines import io
+from mtl_pipelines.config import config_hash, resolve
+
+__all__ = [
+    "Plan",
+    "RunSpec",
+    "configs_dir",
+    "configs_root",
+    "expand",
+    "load_profile",
+    "load_studies",
+    "plan",
+    "prepare",
+    "profile_names",
+    "write_configs",
+]
+
+CONFIGS_ENV = "MTL_PIPELINES_CONFIGS"
+
+
+def configs_root() -> Path:
+    """``pipelines/configs`` (or ``$MTL_PIPELINES_CONFIGS``)."""
+    if os.environ.get(CONFIGS_ENV):
+        root = Path(os.environ[CONFIGS_ENV])
+    else:
+        root = Path(__file__).resolve().parents[2] / "configs"
+    if not (root / "studies").is_dir():
+        raise FileNotFoundError(f"no studies under {root}; set ${CONFIGS_ENV} to the pipelines/configs directory")
+    return root
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    return yaml.safe_load(path.read_text())
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in (configs_root() / "profiles").glob("*.yaml"))
+
+
+def load_profile(name: str) -> dict[str, Any]:
+    """The profile ``name`` (ValueError lists the valid profiles)."""
+    path = configs_root() / "profiles" / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(profile_names())}")
+    profile = _read_yaml(path)
+    for key in ("name", "seeds", "results_dir", "reports_dir", "benchmarks", "models", "studies"):
+        if key not in profile:
+            raise ValueError(f"{path}: missing field {key!r}")
+    if profile["name"] != name:
+        raise ValueError(f"{path}: name {profile['name']!r} differs from the file name {name!r}")
+    return profile
+
+
+@cache
+def _protocols() -> dict[str, Any]:
+    return _read_yaml(configs_root() / "protocols.yaml")
+
+
+_STUDY_FIELDS = {"id", "paper", "title", "builder", "references", "experiments", "table", "figure", "note"}
+BUILDERS = ("results", "delta_m", "pareto", "robustness", "cost", "diagnostics", "probe")
+
+
+def load_studies() -> dict[str, dict[str, Any]]:
+    """Every study, by id, in file-name order (ValueError on a malformed study, naming the field)."""
+    out = {}
+    for path in sorted((configs_root() / "studies").glob("*.yaml")):
+        study = _read_yaml(path)
+        where = f"{path}"
+        unknown = sorted(set(study) - _STUDY_FIELDS)
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {unknown}; valid fields: {sorted(_STUDY_FIELDS)}")
+        if study.get("id") != path.stem:
+            raise ValueError(f"{where}: id {study.get('id')!r} must equal the file name {path.stem!r}")
+        if study.get("builder") not in BUILDERS:
+            raise ValueError(f"{where}: builder {study.get('builder')!r} is not valid; valid: {', '.join(BUILDERS)}")
+        for i, block in enumerate(study.get("experiments", [])):
+            if block.get("protocol") not in _protocols():
+                raise ValueError(f"{where}: experiments[{i}].protocol {block.get('protocol')!r} is not valid; "
+                                 f"valid: {', '.join(_protocols())}")
+        out[study["id"]] = study
+    return out
+
+
+@dataclass
+class RunSpec:
+    """One run of the grid: its id (directory name), resolved config and what it is for."""
+
+    run_id: str
+    config: dict[str, Any]
+    benchmark: str
+    model_key: str
+    method: str
+    label: str
+    task: str | None
+    setting: str
+    seed: int
+    studies: set[str] = field(default_factory=set)
+    stl_for: str | None = None  # for an MTL run with best_val selection: the STL group it needs
+
+    @property
+    def is_stl(self) -> bool:
+        return self.method == "stl"
+
+
+def _scaled(protocol: Mapping[str, Any], scale: Mapping[str, Any]) -> dict[str, Any]:
+    """Scale a paper protocol to a profile: epochs, lr milestones and last-k proportionally."""
+    out = copy.deepcopy(dict(protocol))
+    epochs = protocol["train"]["epochs"]
+    new = scale.get("epochs", epochs)
+    ratio = new / epochs
+    out["train"]["epochs"] = new
+    if "schedule" in out and out["schedule"].get("milestones"):
+        milestones = sorted({max(1, round(m * ratio)) for m in out["schedule"]["milestones"]})
+        out["schedule"]["milestones"] = [m for m in milestones if m < new]
+        if not out["schedule"]["milestones"]:
+            out["schedule"] = {"name": "constant"}
+    if out.get("eval", {}).get("last_k"):
+        out["eval"]["last_k"] = max(1, min(new, round(out["eval"]["last_k"] * ratio)))
+    for key in ("batch_size", "max_steps_per_epoch", "threads"):
+        if key in scale:
+            out["train"][key] = scale[key]
+    if "eval_batch_size" in scale:
+        out.setdefault("eval", {})["batch_size"] = scale["eval_batch_size"]
+    return out
+
+
+def _method_entries(block: Mapping[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for entry in block.get("methods", []):
+        if isinstance(entry, str):
+            out.append({"name": entry, "options": {}, "label": entry})
+        else:
+            out.append({"name": entry["name"], "options": entry.get("options", {}),
+                        "label": entry.get("label", entry["name"])})
+    return out
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def _task_names(benchmark: Mapping[str, Any], profile: Mapping[str, Any]) -> list[str]:
+    if "tasks" in benchmark:
+        return list(benchmark["tasks"])
+    import mtl_data
+
+    options = {**benchmark["dataset"].get("options", {}),
+               **benchmark["dataset"].get("split_options", {}).get("test", {})}
+    dataset = mtl_data.create(benchmark["dataset"]["name"], split="test", root=benchmark["dataset"].get("root"),
+                              **options)
+    return list(dataset.tasks)
+
+
+@dataclass
+class Plan:
+    """The runs of a profile and, per study, what cannot run on it and why (shown in the report index)."""
+
+    runs: dict[str, RunSpec]
+    unavailable: dict[str, list[str]]
+
+
+def plan(profile: Mapping[str, Any], studies: Mapping[str, Mapping[str, Any]] | None = None) -> Plan:
+    """All runs of ``profile`` (deduplicated across studies, stable order) and the unavailable parts."""
+    studies = studies if studies is not None else load_studies()
+    chosen = list(studies) if profile["studies"] == "all" else list(profile["studies"])
+    unknown = [s for s in chosen if s not in studies]
+    if unknown:
+        raise ValueError(f"profile {profile['name']!r} lists unknown studies {unknown}; valid: {list(studies)}")
+    runs: dict[str, RunSpec] = {}
+    unavailable: dict[str, list[str]] = {}
+    for study_id in chosen:
+        study_list, missing = study_runs(profile, studies[study_id])
+        if missing:
+            unavailable[study_id] = missing
+        for run in study_list:
+            existing = runs.setdefault(run.run_id, run)
+            existing.studies.add(study_id)
+    return Plan(runs, unavailable)
+
+
+def expand(profile: Mapping[str, Any], studies: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, RunSpec]:
+    """All runs of ``profile`` (see :func:`plan`)."""
+    return plan(profile, studies).runs
+
+
+def _settings(profile: Mapping[str, Any], block: Mapping[str, Any]) -> list[dict[str, Any]]:
+    settings = block.get("settings")
+    if settings is None:
+        return [{"label": "", "config": {}}]
+    if isinstance(settings, str):
+        named = {**_read_yaml(configs_root() / "settings.yaml"), **profile.get("settings", {})}
+        if settings not in named:
+            raise ValueError(f"unknown settings list {settings!r}; valid: {', '.join(named)}")
+        return list(named[settings])
+    return list(settings)
+
+
+def _unavailable_method(method: str) -> str | None:
+    """Why a method string of a study cannot run with the installed mtl_core (None if it can)."""
+    from mtl_pipelines import methods, references
+
+    if method in methods.names():
+        return None
+    if references.is_method_key(method):
+        return f"method {method!r} is not provided by the installed mtl_core"
+    raise ValueError(f"{method!r} is not a method key; valid methods: {', '.join(methods.names())}")
+
+
+def study_runs(profile: Mapping[str, Any], study: Mapping[str, Any]) -> tuple[list[RunSpec], list[str]]:
+    """The runs one study needs under ``profile`` and the reasons parts of it cannot run."""
+    out: list[RunSpec] = []
+    missing: list[str] = []
+    needs = (study.get("figure") or {}).get("needs")
+    if study["builder"] == "probe" and needs:
+        import importlib
+
+        try:
+            importlib.import_module(needs)
+        except ImportError:
+            missing.append(f"needs {needs}, which the installed mtl_core does not provide")
+    restrict = (profile.get("restrict") or {}).get("methods")
+    for i, block in enumerate(study.get("experiments", [])):
+        bench_key = block["benchmark"]
+        if bench_key not in profile["benchmarks"]:
+            raise ValueError(f"study {study['id']}: experiments[{i}].benchmark {bench_key!r} has no entry in profile "
+                             f"{profile['name']!r}; valid: {', '.join(profile['benchmarks'])}")
+        benchmark = profile["benchmarks"][bench_key]
+        if "unavailable" in benchmark:
+            missing.append(f"{bench_key}: {benchmark['unavailable']}")
+            continue
+        model_key = block["model"]
+        if model_key not in profile["models"]:
+            raise ValueError(f"study {study['id']}: experiments[{i}].model {model_key!r} has no entry in profile "
+                             f"{profile['name']!r}; valid: {', '.join(profile['models'])}")
+        try:
+            tasks = _task_names(benchmark, profile) if block.get("stl", False) else []
+        except (ImportError, FileNotFoundError) as exc:
+            missing.append(f"{bench_key}: dataset {benchmark['dataset']['name']!r} cannot be loaded ({exc})")
+            continue
+        model = profile["models"][model_key]
+        protocol = deep_merge(_protocols()[block["protocol"]], block.get("overrides", {}))
+        scale = deep_merge(profile.get("scale", {}), benchmark.get("scale", {}))
+        base = _scaled(protocol, scale)
+        base["train"].setdefault("threads", profile.get("threads", 1))
+        if block.get("diagnostics_every"):
+            base["train"]["diagnostics_every"] = block["diagnostics_every"]
+        if block.get("corruptions"):
+            base.setdefault("eval", {})["corruptions"] = copy.deepcopy(profile.get("corruptions", {}))
+        seeds = block.get("seeds", profile["seeds"])
+        entries = []
+        for entry in _method_entries(block):
+            if restrict is not None and entry["name"] not in restrict:
+                continue
+            reason = _unavailable_method(entry["name"])
+            if reason:
+                missing.append(f"{bench_key}/{model_key}: {reason}")
+            else:
+                entries.append(entry)
+        for setting in _settings(profile, block):
+            for seed in seeds:
+                common = deep_merge(base, setting.get("config", {}))
+                common["train"]["seed"] = seed
+                common["dataset"] = copy.deepcopy(benchmark["dataset"])
+                common["model"] = copy.deepcopy(model)
+                jobs = [(e, None) for e in entries] + [
+                    ({"name": "stl", "options": {}, "label": "STL"}, t) for t in tasks
+                ]
+                for entry, task in jobs:
+                    config = copy.deepcopy(common)
+                    config["method"] = {"name": entry["name"], "options": entry["options"]}
+                    if task is not None:
+                        config["dataset"]["tasks"] = [task]
+                    method_tag = _safe(entry["name"] if task is None else f"stl_{task}")
+                    config["name"] = f"{bench_key}-{model_key}-{method_tag}"
+                    resolved = resolve(config, f"study {study['id']} ({config['name']})")
+                    run_id = f"{config['name']}-{config_hash(resolved)}"
+                    out.append(RunSpec(run_id=run_id, config=resolved, benchmark=bench_key, model_key=model_key,
+                                       method=entry["name"], label=entry["label"], task=task,
+                                       setting=setting.get("label", ""), seed=seed, studies={study["id"]}))
+    return out, missing
+
+
+def run_dir(profile: Mapping[str, Any], run_id: str) -> Path:
+    return Path(profile["results_dir"]) / "runs" / run_id
+
+
+def configs_dir(profile: Mapping[str, Any]) -> Path:
+    return Path(profile["results_dir"]) / "configs"
+
+
+def write_configs(profile: Mapping[str, Any], runs: Mapping[str, RunSpec]) -> int:
+    """Write ``<results>/configs/<run_id>.yaml`` for every run whose file is missing or differs."""
+    written = 0
+    for run in runs.values():
+        path = configs_dir(profile) / f"{run.run_id}.yaml"
+        text = yaml.safe_dump(run.config, sort_keys=False)
+        if not path.exists() or path.read_text() != text:
+            io.write_text(path, text)
+            written += 1
+    return written
+
+
+def stl_runs_for(runs: Mapping[str, RunSpec], run: RunSpec) -> list[RunSpec]:
+    """The STL runs matching ``run`` (same benchmark, model, setting and seed): its Delta_m baseline."""
+    return [r for r in runs.values() if r.is_stl and r.benchmark == run.benchmark and r.model_key == run.model_key
+            and r.setting == run.setting and r.seed == run.seed]
+
+
+def prepare(dataset: str, *, root: str | None = None, profile: str = "default", stamp: str | None = None) -> str:
+    """Make a dataset ready: ``mtl_data.prepare`` for real data (checksums), or render every split of a
+    stand-in into its cache. ``dataset`` is a dataset name or a benchmark key of ``profile``."""
+    import mtl_data
+
+    prof = load_profile(profile)
+    if dataset in prof["benchmarks"]:
+        cfg = prof["benchmarks"][dataset]["dataset"]
+    elif dataset in mtl_data.names():
+        cfg = {"name": dataset, "root": root, "options": {}}
+    else:
+        raise ValueError(f"unknown dataset {dataset!r}; valid: benchmarks of profile {profile!r} "
+                         f"{list(prof['benchmarks'])} or datasets {mtl_data.names()}")
+    if root is not None:
+        cfg = {**cfg, "root": root}
+    lines = []
+    try:
+        report = mtl_data.prepare(cfg["name"], root=cfg.get("root"))
+        lines.append(str(report))
+    except ValueError as exc:
+        if "nothing to prepare" not in str(exc):
+            raise
+    counts = {}
+    for split in ("train", "val", "test"):
+        options = {**cfg.get("options", {}), **cfg.get("split_options", {}).get(split, {})}
+        counts[split] = len(mtl_data.create(cfg["name"], split=split, root=cfg.get("root"), **options))
+    summary = f"prepared {cfg['name']}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+    lines.append(summary)
+    if stamp:
+        io.write_json(stamp, {"dataset": cfg["name"], "counts": counts})
+    return "\n".join(lines)
