@@ -36,7 +36,7 @@ molecule ids) and reused. ``subset=N`` keeps N molecules, drawn from each split 
 of the full splits, so a subset's test molecules are test molecules of the full protocol).
 
 Preparation (parse + rdkit for all molecules) runs once, in ``workers`` processes, and is cached in
-``<root>/qm9_processed_v1.pt`` (about 60 MB); see the package README for the measured time.
+``<root>/qm9_processed_v1.pt`` (about 95 MB); see the package README for the measured time.
 """
 
 from __future__ import annotations
@@ -363,6 +363,8 @@ class QM9(MTLDataset):
     ``"complete"`` (reference protocol) or ``"bonds"``. ``normalize``: standardise targets with the
     training split's statistics (reference ``scale_target``).
     """
+
+    graph_data = True  # items are PyG ``Data``: batch them with ``torch_geometric.loader.DataLoader``
 
     def __init__(
         self,
