@@ -1,12 +1,10 @@
-"""Shared machinery of the procedural stand-in datasets: splits, seeding, option checks, disk cache."""
+"""Shared machinery of the procedural stand-in datasets: seeding, option checks, disk cache."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -14,14 +12,12 @@ from typing import Any
 
 import numpy as np
 
-SPLITS: tuple[str, ...] = ("train", "val", "test")
-_SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
+from mtl_data._io import atomic_writer
+from mtl_data.base import SPLITS, check_split
 
+__all__ = ["SPLITS", "cached_arrays", "check_resolution", "check_size", "check_split", "item_seed", "reject_unknown"]
 
-def check_split(split: str) -> str:
-    if split not in _SPLIT_CODE:
-        raise ValueError(f"unknown split {split!r}; valid: {list(SPLITS)}")
-    return split
+_SPLIT_CODE = {split: code for code, split in enumerate(SPLITS)}
 
 
 def check_size(size: int | None, default: int, what: str) -> int:
@@ -90,14 +86,6 @@ def cached_arrays(
                 )
         return arrays
     arrays = generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_writer(path) as handle:
+        np.savez(handle, **arrays)  # type: ignore[arg-type]
     return arrays

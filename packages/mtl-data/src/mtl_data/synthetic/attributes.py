@@ -38,8 +38,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from scipy import ndimage
-from torch.utils.data import Dataset
 
+from mtl_data.base import MTLDataset
 from mtl_data.synthetic._base import (
     cached_arrays,
     check_resolution,
@@ -48,7 +48,7 @@ from mtl_data.synthetic._base import (
     item_seed,
     reject_unknown,
 )
-from mtl_data.tasks import TaskSpec, binary_attribute_tasks
+from mtl_data.tasks import binary_attribute_tasks
 
 GENERATOR_VERSION = 1
 
@@ -411,7 +411,7 @@ def render_attributes(rng: np.random.Generator, height: int, width: int) -> Attr
     return AttributeRendering(np.clip(img, 0, 1).astype(np.float32), attributes, main_mask, second_mask, third_mask)
 
 
-class MultiAttributes(Dataset):
+class MultiAttributes(MTLDataset):
     """CelebA stand-in: ``(image 3xHxW float32 in [0, 1], {attribute: float32 0/1 scalar})``.
 
     Default sizes 10000 / 2000 / 2000 (CelebA's 162770 / 19867 / 19962 scaled down ~16x for CPU
@@ -438,12 +438,11 @@ class MultiAttributes(Dataset):
         **options: Any,
     ) -> None:
         reject_unknown(self.name, options, ["cache_dir"])
-        self.split = check_split(split)
+        super().__init__(check_split(split), binary_attribute_tasks(ATTRIBUTES), self.description)
         self.seed = seed
         item_seed(self.name, seed, split, 0)
         self.size = check_size(size, self.default_sizes[split], self.name)
         self.resolution = check_resolution(resolution, self.name, minimum=16)
-        self.tasks: dict[str, TaskSpec] = binary_attribute_tasks(ATTRIBUTES)
         h, w = self.resolution
         expected = {
             "image": ((self.size, 3, h, w), np.dtype(np.uint8)),

@@ -31,8 +31,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
+from mtl_data.base import MTLDataset
 from mtl_data.synthetic._base import (
     cached_arrays,
     check_resolution,
@@ -44,7 +44,7 @@ from mtl_data.synthetic._base import (
 from mtl_data.synthetic.raycast import Box, Camera, GroundPlane, Primitive, Room, Sphere, rotation_y
 from mtl_data.synthetic.render import Decal, Lighting, Rendering, Scene, render
 from mtl_data.synthetic.textures import ValueNoise
-from mtl_data.tasks import TaskSpec, scene_tasks
+from mtl_data.tasks import scene_tasks
 
 #: Bumped whenever generation changes, so that disk caches of older versions are not reused.
 GENERATOR_VERSION = 1
@@ -592,7 +592,7 @@ def street_scene(
 
 
 # -------------------------------------------------------------------------------------- datasets
-class _SceneDataset(Dataset):
+class _SceneDataset(MTLDataset):
     """Renders ``size`` scenes of a split once (or loads them from ``cache_dir``), serves them as tensors."""
 
     is_standin = True
@@ -614,14 +614,13 @@ class _SceneDataset(Dataset):
         shadows: bool = True,
         **options: Any,
     ) -> None:
-        self.split = check_split(split)
+        super().__init__(check_split(split), scene_tasks(self.num_classes, normals=self.normals), self.description)
         self.seed = seed
         item_seed(self.name, seed, split, 0)  # validates the seed
         self.size = check_size(size, self.default_sizes[split], self.name)
         self.resolution = check_resolution(resolution or self.default_resolution, self.name)
         self.options = self._check_options(options)
         self.shadows = bool(shadows)
-        self.tasks: dict[str, TaskSpec] = scene_tasks(self.num_classes, normals=self.normals)
         h, w = self.resolution
         expected = {
             "image": ((self.size, 3, h, w), np.dtype(np.float32)),
