@@ -179,3 +179,15 @@ def test_invalid_options(source, tmp_path):
     with pytest.raises(ValueError, match="subset must be between"):
         _create(source, tmp_path, subset=10**6)
     assert np.isfinite(read_source(source)["y"]).all()
+
+
+def test_worker_processes_give_the_same_graphs(source, monkeypatch):
+    import mtl_data.qm9 as qm9
+
+    parsed = read_source(source)
+    inline = qm9._process(parsed["rows"], workers=1)
+    monkeypatch.setattr(qm9, "_CHUNK", 25)  # 60 molecules -> 3 chunks over 2 spawned workers
+    pooled = qm9._process(parsed["rows"], workers=2)
+    assert inline.keys() == pooled.keys()
+    for key in inline:
+        assert np.array_equal(inline[key], pooled[key]), key

@@ -99,6 +99,7 @@ _COLUMNS = {
 _GRAPH_COLUMNS = ("XYZ_file", "Index", "SMILES", "N_atoms", "Stoichiometry", "Elements", "XYZ_Ang")
 _ENERGY_TARGETS = ("homo", "lumo", "zpve", "U0", "U", "H", "G")
 _ATOMIZATION_TARGETS = {"U0": 7, "U": 8, "H": 9, "G": 10}  # PyG target index of the atomref table
+_CHUNK = 2000  # molecules per worker task
 
 
 def default_source_dir() -> Path:
@@ -206,8 +207,7 @@ def read_source(source_dir: Path) -> dict[str, Any]:
 def _process(rows: list[tuple[str, str, str, str, str]], workers: int) -> dict[str, np.ndarray]:
     from mtl_data._qm9_rdkit import process_rows
 
-    chunk = 2000
-    chunks = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
+    chunks = [rows[i : i + _CHUNK] for i in range(0, len(rows), _CHUNK)]
     if workers <= 1 or len(chunks) <= 1:
         parts = [process_rows(c) for c in chunks]
     else:
