@@ -54,8 +54,7 @@ __all__ = [
 def _check_same_shape(name: str, prediction: Tensor, target: Tensor) -> None:
     if prediction.shape != target.shape:
         raise ValueError(
-            f"{name}: prediction shape {tuple(prediction.shape)} does not match target shape "
-            f"{tuple(target.shape)}"
+            f"{name}: prediction shape {tuple(prediction.shape)} does not match target shape {tuple(target.shape)}"
         )
 
 
@@ -205,9 +204,7 @@ class NormalAngleMeter(Meter):
             angles = torch.rad2deg(torch.acos(cosine))
             bins = (angles / self.bin_degrees).long().clamp(0, self.num_bins - 1)
             hist = torch.bincount(bins, minlength=self.num_bins)
-            self.histogram = (
-                hist if self.histogram is None else self.histogram + hist.to(self.histogram.device)
-            )
+            self.histogram = hist if self.histogram is None else self.histogram + hist.to(self.histogram.device)
             self.angle_sum += angles.sum().item()
             self.count += angles.numel()
             for i, threshold in enumerate(self.THRESHOLDS):

@@ -157,8 +157,7 @@ class SegmentationTask(TaskSpec):
             )
         if target.shape != prediction.shape[:1] + prediction.shape[2:]:
             raise ValueError(
-                f"task {self.name!r}: labels {tuple(target.shape)} do not match logits "
-                f"{tuple(prediction.shape)}"
+                f"task {self.name!r}: labels {tuple(target.shape)} do not match logits {tuple(prediction.shape)}"
             )
         target = target.long()
         if not bool((target != IGNORE_LABEL).any()):
@@ -253,11 +252,7 @@ class ClassificationTask(TaskSpec):
         self.num_classes = int(num_classes)
 
     def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
-        if (
-            prediction.dim() != 2
-            or prediction.shape[1] != self.num_classes
-            or target.shape != prediction.shape[:1]
-        ):
+        if prediction.dim() != 2 or prediction.shape[1] != self.num_classes or target.shape != prediction.shape[:1]:
             raise ValueError(
                 f"task {self.name!r}: expected logits (B, {self.num_classes}) and labels (B,), got "
                 f"{tuple(prediction.shape)} and {tuple(target.shape)}"
