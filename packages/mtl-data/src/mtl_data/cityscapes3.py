@@ -21,8 +21,8 @@ neighbour). Training splits are flipped horizontally at random (x offsets negate
 rotates by up to 10 degrees, which is not done here. Decoding three full-size PNGs per sample is slow, so
 ``cache_dir=`` stores each resized sample once (``.npz``) and reads it back afterwards.
 
-Splits: ``"test"`` = the official val images (500), ``"val"`` = 595 training images held out (the same
-keyed choice as the 2-task Cityscapes), ``"train"`` = the rest, ``"trainval"`` = all 2975.
+Splits: ``"test"`` = the official val images (500), ``"val"`` = 595 training images held out (a fixed
+keyed choice over the sorted file list, seed 001 A3.1), ``"train"`` = the rest, ``"trainval"`` = all 2975.
 """
 
 from __future__ import annotations
