@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, signal
 
 # OpenCV's default border BORDER_REFLECT_101 (``dcb|abcd|cba``) is scipy's "mirror";
 # scikit-image's "reflect" (``cba|abcd|dcb``) is scipy's "reflect".
@@ -77,10 +77,21 @@ def resample_kernel(kernel: np.ndarray, scale: float) -> np.ndarray:
 
 
 def filter2d(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """``cv2.filter2D(image, -1, kernel)`` per channel: correlation, reflect-101 border."""
+    """``cv2.filter2D(image, -1, kernel)`` per channel: correlation, reflect-101 border.
+
+    Large kernels (defocus blur on full-resolution images: 31x31 and more) go through an FFT on the
+    reflect-101-padded image, as OpenCV itself does for kernels of 11x11 and larger.
+    """
     if image.ndim == 3:
         return np.stack([filter2d(image[..., c], kernel) for c in range(image.shape[2])], axis=-1)
-    return ndimage.correlate(image.astype(np.float64), kernel, mode=CV2_BORDER)
+    image = image.astype(np.float64)
+    if kernel.shape[0] * kernel.shape[1] < 121:
+        return ndimage.correlate(image, kernel, mode=CV2_BORDER)
+    ph, pw = kernel.shape[0] // 2, kernel.shape[1] // 2
+    if ph >= image.shape[0] or pw >= image.shape[1]:  # numpy cannot reflect-pad beyond one period
+        return ndimage.correlate(image, kernel, mode=CV2_BORDER)
+    padded = np.pad(image, ((ph, ph), (pw, pw)), mode="reflect")  # numpy "reflect" == reflect-101
+    return signal.fftconvolve(padded, kernel[::-1, ::-1], mode="valid")
 
 
 def box_blur3(image: np.ndarray) -> np.ndarray:
@@ -102,13 +113,15 @@ def motion_blur(image: np.ndarray, radius: float, sigma: float, angle: float) ->
     weights /= weights.sum()
     rad = np.deg2rad(angle)
     height_px, width_px = image.shape[:2]
-    rows = np.arange(height_px)[:, None]
-    cols = np.arange(width_px)[None, :]
+    # edge-replicated padding once, then one shifted view per tap
+    pad = width
+    padding = ((pad, pad), (pad, pad)) + ((0, 0),) * (image.ndim - 2)
+    padded = np.pad(image.astype(np.float64), padding, mode="edge")
     out = np.zeros(image.shape, dtype=np.float64)
     for i, w in zip(taps, weights):
         off_x = math.ceil(i * math.cos(rad) - 0.5)
         off_y = math.ceil(i * math.sin(rad) - 0.5)
-        out += w * image[np.clip(rows + off_y, 0, height_px - 1), np.clip(cols + off_x, 0, width_px - 1)]
+        out += w * padded[pad + off_y : pad + off_y + height_px, pad + off_x : pad + off_x + width_px]
     return out
 
 
