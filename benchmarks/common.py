@@ -1,0 +1,123 @@
+"""The fixed benchmark problem shared by our runner and the peers' runner (no mtl_core import here).
+
+A small conv encoder-decoder with K per-pixel regression heads, batch 32 x 3 x 32 x 32, as described in
+the foundation issue: every method is timed on exactly this model, batch and machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+class Encoder(nn.Module):
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, width // 2, 3, padding=1),
+            nn.BatchNorm2d(width // 2),
+            nn.ReLU(),
+            nn.Conv2d(width // 2, width, 3, stride=2, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Head(nn.Module):
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(width, width // 2, 3, padding=1),
+            nn.ReLU(),
+            nn.Upsample(scale_factor=2),
+            nn.Conv2d(width // 2, 1, 1),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class Problem:
+    """Model, optimiser and one fixed batch for K tasks."""
+
+    def __init__(self, num_tasks: int, device: str = "cpu", batch: int = 32, size: int = 32, seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        self.k = num_tasks
+        self.device = torch.device(device)
+        self.encoder = Encoder().to(self.device)
+        self.heads = nn.ModuleList(Head() for _ in range(num_tasks)).to(self.device)
+        self.x = torch.randn(batch, 3, size, size, device=self.device)
+        self.targets = torch.randn(num_tasks, batch, 1, size, size, device=self.device)
+        self.optimizer = torch.optim.SGD([*self.encoder.parameters(), *self.heads.parameters()], lr=1e-3)
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return list(self.encoder.parameters())
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return list(self.heads.parameters())
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(self.x)
+        losses = torch.stack([nn.functional.mse_loss(h(z), t) for h, t in zip(self.heads, self.targets)])
+        return z, losses
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_fn(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2) -> float:
+    """Median wall time of ``fn`` in seconds over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def machine() -> dict[str, object]:
+    """What the numbers were measured on."""
+    info: dict[str, object] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+    }
+    try:
+        model = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in model.splitlines():
+            if line.startswith("Model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def write_json(path: str, payload: dict) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)

@@ -1,0 +1,167 @@
+"""Time LibMTL 1.1.5 and TorchJD on the same model, batch and machine as ``step_time.py``.
+
+Run it in the peers' own environment (``benchmarks/setup_peers.sh``): neither library is a dependency of
+this project. Usage: python benchmarks/peers.py [--device cpu|cuda] [--ks 2 3 11 40] [--out FILE]
+
+LibMTL 1.1.5 needs two run-time patches on torch 2 (nothing of it is copied here):
+* its weightings read and overwrite ``param.grad.data`` of the shared parameters, so the shared
+  gradients must stay allocated: our harness zeroes them with ``set_to_none=False``;
+* its CAGrad hard-codes 3 tasks in ``reshape(1, 3)``: the source is patched at import to ``reshape(1, -1)``.
+Its weightings also read ``self.epoch``/``self.train_loss_buffer`` (DWA, GradNorm): the harness sets
+epoch 2 with a constant buffer, so both take their adaptive branch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import Problem, machine, time_fn, write_json
+
+# our method name -> (LibMTL weighting class, its kwargs)
+LIBMTL = {
+    "ls": ("EW", {}),
+    "uw": ("UW", {}),
+    "dwa": ("DWA", {"T": 2.0}),
+    "gls": ("GLS", {}),
+    "rlw": ("RLW", {"dist": "Normal"}),
+    "exact+mgda": ("MGDA", {"mgda_gn": "none"}),
+    "exact+pcgrad": ("PCGrad", {}),
+    "exact+gradvac": ("GradVac", {"beta": 0.5}),
+    "exact+graddrop": ("GradDrop", {"leak": 0.0}),
+    "exact+imtl": ("IMTL", {}),  # LibMTL's IMTL is the hybrid IMTL-L + IMTL-G
+    "exact+cagrad": ("CAGrad", {"calpha": 0.4, "rescale": 1}),
+    "exact+gradnorm": ("GradNorm", {"alpha": 1.5}),
+}
+
+# our method name -> TorchJD aggregator factory (mtl_backward: Jacobian of the shared parameters)
+TORCHJD = {
+    "ls": lambda k, a: a.Sum(),
+    "exact+mgda": lambda k, a: a.MGDA(),
+    "exact+pcgrad": lambda k, a: a.PCGrad(),
+    "exact+cagrad": lambda k, a: a.CAGrad(c=0.4),
+    "exact+imtl": lambda k, a: a.IMTLG(),
+    "exact+nash_mtl": lambda k, a: a.NashMTL(n_tasks=k),
+    "exact+fairgrad": lambda k, a: a.FairGrad(alpha=1.0),
+    "exact+gradvac": lambda k, a: a.GradVac(),
+    "exact+graddrop": lambda k, a: a.GradDrop(),
+    "exact+aligned_mtl": lambda k, a: a.AlignedMTL(),
+}
+
+
+def _patched_libmtl_weighting(name: str) -> type:
+    module = importlib.import_module(f"LibMTL.weighting.{name}")
+    if name == "CAGrad":
+        source = (
+            inspect.getsource(module)
+            .replace("reshape(1,3)", "reshape(1,-1)")
+            .replace("reshape(3, 1)", "reshape(-1, 1)")
+            .replace("reshape(3,1)", "reshape(-1,1)")
+        )
+        patched = types.ModuleType(module.__name__)
+        patched.__dict__["__file__"] = module.__file__
+        exec(compile(source, module.__file__, "exec"), patched.__dict__)
+        module = patched
+    return getattr(module, name)
+
+
+def libmtl_step(p: Problem, weighting: str, kwargs: dict):
+    cls = _patched_libmtl_weighting(weighting)
+
+    class Harness(cls):  # the attributes LibMTL's Trainer would provide
+        def __init__(self) -> None:
+            super().__init__()
+            self.task_num, self.device, self.rep_grad = p.k, p.device, False
+            self.encoder = p.encoder
+            self.epoch = 2
+            self.train_loss_buffer = np.ones((p.k, 3))
+
+        def get_share_params(self):
+            return p.encoder.parameters()
+
+        def zero_grad_share_params(self) -> None:
+            p.encoder.zero_grad(set_to_none=False)
+
+    h = Harness()
+    h.init_param()
+    extra = [x for x in h.parameters() if x.requires_grad]
+    opt = torch.optim.SGD([*p.encoder.parameters(), *p.heads.parameters(), *extra], lr=1e-3)
+    for q in p.encoder.parameters():  # LibMTL writes into existing .grad tensors
+        q.grad = torch.zeros_like(q)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=False)
+        _, losses = p.forward()
+        h.backward(losses, **kwargs)
+        opt.step()
+
+    return step
+
+
+def torchjd_step(p: Problem, factory):
+    import torchjd.aggregation as agg_mod
+    from torchjd.autojac import jac_to_grad, mtl_backward
+
+    aggregator = factory(p.k, agg_mod)
+    shared = p.shared_parameters()
+
+    def step() -> None:
+        p.optimizer.zero_grad(set_to_none=True)
+        z, losses = p.forward()
+        mtl_backward(list(losses), features=z)
+        jac_to_grad(shared, aggregator)
+        p.optimizer.step()
+
+    return step
+
+
+def run(ks: list[int], device: str, repeats: int) -> dict:
+    import LibMTL
+    import torchjd
+
+    versions = {"LibMTL": getattr(LibMTL, "__version__", "1.1.5"), "torchjd": torchjd.__version__}
+    results: dict = {"machine": machine(), "device": device, "repeats": repeats, "versions": versions, "ks": {}}
+    for k in ks:
+        p = Problem(k, device)
+        row: dict = {"libmtl": {}, "torchjd": {}, "errors": {}}  # seconds per step
+        for method, (name, kwargs) in LIBMTL.items():
+            try:
+                row["libmtl"][method] = time_fn(libmtl_step(Problem(k, device), name, kwargs), p.device, repeats)
+            except Exception as err:  # record, don't hide: a peer that fails at this K is reported as such
+                row["errors"][f"libmtl:{method}"] = f"{type(err).__name__}: {str(err)[:200]}"
+        for method, factory in TORCHJD.items():
+            try:
+                row["torchjd"][method] = time_fn(torchjd_step(Problem(k, device), factory), p.device, repeats)
+            except Exception as err:
+                row["errors"][f"torchjd:{method}"] = f"{type(err).__name__}: {str(err)[:200]}"
+        results["ks"][str(k)] = row
+        print(f"K={k}: peers done ({len(row['errors'])} errors)", flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--ks", type=int, nargs="+", default=[2, 3, 11, 40])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "peers.json"))
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = run(args.ks, args.device, args.repeats)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    write_json(args.out, results)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Time a full training step of every mtl_core method, as a ratio to LS on the same model and batch.
+
+Usage: python benchmarks/step_time.py [--device cpu|cuda] [--ks 2 3 11 40] [--repeats 5] [--out FILE]
+
+Measures, for each K:
+* step time of every weighting (one backward) and every aggregator on the exact Jacobian of the shared
+  parameters (``exact+<agg>``) and, for a few, on the features Jacobian (``features+<agg>``), over LS;
+* the aggregator's own arithmetic (``agg(J, losses)`` alone) as a share of its step;
+* batched vs looped Jacobian: time (forward + Jacobian) and peak memory (RSS on CPU measured in a fresh
+  subprocess per configuration; ``max_memory_allocated`` on CUDA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import Problem, machine, sync, time_fn, write_json
+
+import mtl_core
+from mtl_core import aggregators, weightings
+
+FEATURE_METHODS = ("mgda", "aligned_mtl", "pcgrad", "nash_mtl")
+
+
+def weighting_step(p: Problem, w: weightings.Weighting):
+    def step() -> None:
+        p.optimizer.zero_grad(set_to_none=True)
+        _, losses = p.forward()
+        w.loss(losses).backward()
+        if w.needs_losses_after_step:
+            p.optimizer.step()
+            with torch.no_grad():
+                w.after_step(p.forward()[1])
+        else:
+            p.optimizer.step()
+
+    return step
+
+
+def aggregator_step(p: Problem, agg: aggregators.Aggregator, features: bool, mode: str = "auto"):
+    shared, heads = p.shared_parameters(), p.head_parameters()
+
+    def step() -> None:
+        p.optimizer.zero_grad(set_to_none=True)
+        z, losses = p.forward()
+        head_grads = torch.autograd.grad(losses.sum(), heads, retain_graph=True)
+        if features:
+            jz = mtl_core.jacobian(losses, z, retain_graph=True, mode=mode)
+            dz = agg(jz, losses.detach())
+            z.backward(dz.view_as(z))
+        else:
+            j = mtl_core.jacobian(losses, shared, mode=mode)
+            d = agg(j, losses.detach())
+            for param, g in zip(shared, mtl_core.unflatten_like(d, shared)):
+                param.grad = g
+        for param, g in zip(heads, head_grads):
+            param.grad = g
+        p.optimizer.step()
+
+    return step
+
+
+def arithmetic_time(p: Problem, agg: aggregators.Aggregator, repeats: int) -> float:
+    _, losses = p.forward()
+    j = mtl_core.jacobian(losses, p.shared_parameters())
+    losses = losses.detach()
+    return time_fn(lambda: agg(j, losses), p.device, repeats)
+
+
+def jacobian_peak(k: int, mode: str, device: str) -> float:
+    """Peak extra memory (MiB) of forward + Jacobian, in a fresh process."""
+    here = str(Path(__file__).parent)
+    code = (
+        f"import sys, resource, torch; sys.path.insert(0, {here!r}); from common import Problem; import mtl_core\n"
+        f"p = Problem({k}, {device!r})\n"
+        "dev = p.device\n"
+        "if dev.type == 'cuda':\n"
+        "    torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()\n"
+        "else:\n"
+        "    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        f"_, losses = p.forward(); j = mtl_core.jacobian(losses, p.shared_parameters(), mode={mode!r})\n"
+        "if dev.type == 'cuda':\n"
+        "    torch.cuda.synchronize(); peak = torch.cuda.max_memory_allocated() - base\n"
+        "else:\n"
+        "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base\n"
+        "print(peak / 2**20)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run(ks: list[int], device: str, repeats: int, peak: bool) -> dict:
+    results: dict = {"machine": machine(), "device": device, "repeats": repeats, "ks": {}}
+    for k in ks:
+        p = Problem(k, device)
+        row: dict = {"n_shared": sum(x.numel() for x in p.shared_parameters())}
+        ls = time_fn(weighting_step(p, weightings.create("ls", k)), p.device, repeats)
+        row["ls_seconds"] = ls
+        ratios: dict[str, float] = {}
+        shares: dict[str, float] = {}
+        for name in weightings.names():
+            ratios[name] = time_fn(weighting_step(p, weightings.create(name, k)), p.device, repeats) / ls
+        for name in aggregators.names():
+            agg = aggregators.create(name, k)
+            t = time_fn(aggregator_step(p, agg, features=False), p.device, repeats)
+            ratios[f"exact+{name}"] = t / ls
+            shares[name] = arithmetic_time(p, aggregators.create(name, k), repeats) / t
+        for name in FEATURE_METHODS:
+            agg = aggregators.create(name, k)
+            ratios[f"features+{name}"] = time_fn(aggregator_step(p, agg, features=True), p.device, repeats) / ls
+        row["ratio_to_ls"] = ratios
+        row["arithmetic_share"] = shares
+        jac = {}
+        for mode in ("loop", "batched"):
+
+            def fwd_jac(mode: str = mode, p: Problem = p) -> None:
+                _, losses = p.forward()
+                mtl_core.jacobian(losses, p.shared_parameters(), mode=mode)
+
+            jac[mode] = {"seconds": time_fn(fwd_jac, p.device, repeats)}
+            if peak:
+                jac[mode]["peak_mib"] = jacobian_peak(k, mode, device)
+        row["jacobian"] = jac
+        row["auto_mode"] = mtl_core.choose_mode(p.device, k, row["n_shared"])
+        results["ks"][str(k)] = row
+        sync(p.device)
+        print(
+            f"K={k}: LS {ls * 1e3:.1f} ms; loop {jac['loop']['seconds'] * 1e3:.1f} ms, "
+            f"batched {jac['batched']['seconds'] * 1e3:.1f} ms",
+            flush=True,
+        )
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--ks", type=int, nargs="+", default=[2, 3, 11, 40])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--no-peak", action="store_true", help="skip the subprocess peak-memory runs")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "step_time.json"))
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = run(args.ks, args.device, args.repeats, not args.no_peak)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    write_json(args.out, results)
+    print(f"wrote {args.out} (max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
