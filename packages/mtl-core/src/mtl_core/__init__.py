@@ -6,19 +6,24 @@ Per-task gradients (:func:`jacobian`), loss weightings (:mod:`mtl_core.weighting
 
 from __future__ import annotations
 
-from . import aggregators, metrics, solvers, weightings
+from . import aggregators, estimators, metrics, solvers, step, weightings
 from .gradients import choose_mode, combine, gramian, jacobian, unflatten_like
+from .step import MTLStep, StepResult
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MTLStep",
+    "StepResult",
     "aggregators",
     "choose_mode",
     "combine",
+    "estimators",
     "gramian",
     "jacobian",
     "metrics",
     "solvers",
+    "step",
     "unflatten_like",
     "weightings",
 ]

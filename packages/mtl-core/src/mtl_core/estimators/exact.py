@@ -1,0 +1,29 @@
+"""The exact estimator: per-task gradients of the shared parameters at the current weights."""
+
+from __future__ import annotations
+
+from ._perturb import flat, grads_of
+from ._registry import ESTIMATORS
+from .base import Estimate, Estimator, StepContext
+
+
+@ESTIMATORS.register("exact")
+class Exact(Estimator):
+    """``G[i] = d L_i / d theta_shared`` at the current weights, combined by the step's combiner.
+
+    Cost: one forward and K backward passes (the Jacobian, ``mtl_core.jacobian``), plus one backward
+    through the heads only. With a weighting combiner, or an aggregator whose weights are reusable this step
+    (Nash-MTL's ``update_weights_every``), ``G`` is never formed: one backward of ``sum_i w_i L_i`` gives the
+    same direction ``w @ G`` at the cost of plain linear scalarisation.
+    """
+
+    def estimate(self, ctx: StepContext) -> Estimate:
+        losses = ctx.losses
+        weights = ctx.fixed_weights()
+        if weights is not None:
+            direction = flat(grads_of((weights.to(losses.dtype) * losses).sum(), ctx.shared, retain_graph=True))
+            rows = None
+        else:
+            rows = ctx.jacobian(losses, ctx.shared, retain_graph=True)
+            direction = ctx.combine(rows)
+        return Estimate(direction, ctx.head_grads(losses), rows)
