@@ -74,17 +74,20 @@ def render(scene: Scene, noise: ValueNoise) -> Rendering:
     colour = np.zeros((n, 3))
     emissive = np.zeros(n, dtype=bool)
     gloss = np.zeros(n)
-    # Texture evaluation has a fixed cost per call: evaluate each material once over all the points of
-    # the primitives that share it (each point in its own primitive's frame).
-    by_material: dict[int, list[int]] = {}
+    # Texture evaluation has a fixed cost per call: evaluate each *kind* of material (pattern and
+    # options, colour aside) once over all the points of the primitives that use it, each point in its
+    # own primitive's frame and with its own primitive's colour.
+    by_kind: dict[object, list[int]] = {}
     for k, prim in enumerate(scene.primitives):
-        by_material.setdefault(id(prim.material), []).append(k)
-    for ks in by_material.values():
-        sel = found & np.isin(hit.index, ks)
+        by_kind.setdefault(_material_kind(prim.material), []).append(k)
+    hit_prims = found & (hit.index >= 0)
+    for ks in by_kind.values():
+        sel = hit_prims & np.isin(hit.index, ks)
         if not sel.any():
             continue
         idx = np.flatnonzero(sel)
         local = np.empty((len(idx), 3))
+        point_colour = np.empty((len(idx), 3))
         for k in ks:
             prim = scene.primitives[k]
             mine = hit.index[idx] == k
@@ -95,6 +98,7 @@ def render(scene: Scene, noise: ValueNoise) -> Rendering:
                 for face, lab in prim.face_labels.items():
                     labels[idx[mine & (hit.face[idx] == face)]] = lab
             local[mine] = prim.local_point(points[idx[mine]])
+            point_colour[mine] = prim.material.get("color", (0.7, 0.7, 0.7))
         material = scene.primitives[ks[0]].material
         if "faces" in material:  # per-face materials of a room (floor, ceiling, walls)
             faces = hit.face[idx]
@@ -103,7 +107,7 @@ def render(scene: Scene, noise: ValueNoise) -> Rendering:
                 if m.any():
                     colour[idx[m]] = albedo(mat, local[m], noise)
         else:
-            colour[idx] = albedo(material, local, noise)
+            colour[idx] = albedo(material, local, noise, colours=point_colour)
             emissive[idx] = bool(material.get("emissive", False))
             gloss[idx] = float(material.get("gloss", 0.0))
     for decal in scene.decals:
@@ -137,6 +141,13 @@ def render(scene: Scene, noise: ValueNoise) -> Rendering:
         normal=camera_normal.reshape(h, w, 3).transpose(2, 0, 1),
         hit_index=np.where(found, hit.index, -1).reshape(h, w),
     )
+
+
+def _material_kind(material: dict) -> object:
+    """What decides a material's texture apart from its colour (hashable), or the dict's identity."""
+    if "faces" in material:
+        return id(material)
+    return tuple(sorted((k, repr(v)) for k, v in material.items() if k != "color"))
 
 
 def _shade(

@@ -47,7 +47,7 @@ from mtl_data.synthetic.textures import ValueNoise
 from mtl_data.tasks import scene_tasks
 
 #: Bumped whenever generation changes, so that disk caches of older versions are not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 NYU_CLASSES: tuple[str, ...] = (
     "bed", "books", "ceiling", "chair", "floor", "furniture", "objects",
@@ -488,6 +488,7 @@ def street_scene(
     grass = {"color": _colour(rng, (0.35, 0.5, 0.2), 0.07), "pattern": "foliage"}
     prims: list[Primitive] = [GroundPlane(FLAT, asphalt, 0.0)]
     length = 220.0
+    window_grid = (float(rng.uniform(2.5, 4.0)), float(rng.uniform(2.8, 3.6)))  # one architecture per street
     cam_x = rng.uniform(-road / 4, road / 4)
     for s in (-1, 1):
         inner = road / 2
@@ -519,7 +520,7 @@ def street_scene(
             facade = {
                 "color": _colour(rng, tuple(rng.uniform(0.35, 0.85, 3)), 0.0),
                 "pattern": "facade",
-                "spacing": (float(rng.uniform(2.5, 4.0)), float(rng.uniform(2.8, 3.6))),
+                "spacing": window_grid,
             }
             setback = rng.uniform(0.0, 1.5)
             prims.append(

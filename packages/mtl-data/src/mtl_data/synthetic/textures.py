@@ -12,17 +12,17 @@ import numpy as np
 class ValueNoise:
     """Smooth 3-D value noise in [0, 1]: random values on the integer lattice, smoothstep-interpolated.
 
-    The lattice values come from a 256-entry permutation table drawn from ``rng`` (Perlin's hashing
-    scheme), so every scene has its own noise and the texture is a pure function of position.
+    The lattice values are a 4096-entry table drawn from ``rng``, indexed by a spatial hash of the
+    lattice point (the large-prime XOR hash of Teschner et al. 2003; one integer expression instead of
+    Perlin's three chained table look-ups), so every scene has its own noise and the texture is a pure
+    function of position.
     """
 
     def __init__(self, rng: np.random.Generator) -> None:
-        self.perm = np.concatenate([rng.permutation(256)] * 2)
-        self.values = rng.random(256)
+        self.values = rng.random(4096)
 
     def _lattice(self, ix: np.ndarray, iy: np.ndarray, iz: np.ndarray) -> np.ndarray:
-        p = self.perm
-        return self.values[p[p[p[ix & 255] + (iy & 255)] + (iz & 255)]]
+        return self.values[((ix * 73856093) ^ (iy * 19349663) ^ (iz * 83492791)) & 4095]
 
     def __call__(self, points: np.ndarray, frequency: float = 1.0) -> np.ndarray:
         q = points * frequency
@@ -50,8 +50,11 @@ class ValueNoise:
         return total / norm
 
 
-def albedo(material: dict, local: np.ndarray, noise: ValueNoise) -> np.ndarray:
+def albedo(material: dict, local: np.ndarray, noise: ValueNoise, colours: np.ndarray | None = None) -> np.ndarray:
     """RGB reflectance in [0, 1] of hit points (local coordinates, metres) for a material dict.
+
+    ``colours`` (n, 3), if given, replaces ``material["color"]`` point by point (several primitives
+    sharing one texture kind with different colours are evaluated in one call).
 
     ``material``: ``{"color": (r, g, b), "pattern": name, ...pattern options}``. Patterns: ``plain``
     (slight mottling), ``wood`` (grain along local x), ``tiles`` (floor tiles with grout), ``stripes``
@@ -59,9 +62,11 @@ def albedo(material: dict, local: np.ndarray, noise: ValueNoise) -> np.ndarray:
     windows on a grid), ``asphalt``, ``foliage``, ``screen`` (dark glossy gradient), ``canvas``
     (colourful blobs of a painting), ``sky_window`` (bright blue-white gradient of a window).
     """
-    color = np.asarray(material.get("color", (0.7, 0.7, 0.7)), dtype=np.float64)
-    pattern = material.get("pattern", "plain")
     n = len(local)
+    if colours is None:
+        colours = np.broadcast_to(np.asarray(material.get("color", (0.7, 0.7, 0.7)), dtype=np.float64), (n, 3))
+    color = colours
+    pattern = material.get("pattern", "plain")
     x, y, z = local[:, 0], local[:, 1], local[:, 2]
     if pattern == "plain":
         shade = 0.92 + 0.16 * noise(local, 2.0)
@@ -122,4 +127,4 @@ def albedo(material: dict, local: np.ndarray, noise: ValueNoise) -> np.ndarray:
         return np.clip(bottom + (top - bottom) * t[:, None], 0, 1)
     else:
         raise ValueError(f"unknown texture pattern {pattern!r}")
-    return np.clip(color[None, :] * shade[:, None], 0, 1) * np.ones((n, 1))
+    return np.clip(color * shade[:, None], 0, 1)
