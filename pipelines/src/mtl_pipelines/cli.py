@@ -66,11 +66,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     profile = grid.load_profile(args.profile)
     studies = grid.load_studies()
-    chosen = list(studies) if args.study == "all" else [args.study]
+    in_profile = [s for s in studies if profile["studies"] == "all" or s in profile["studies"]]
+    chosen = in_profile if args.study in ("all", "index") else [args.study]
     for study_id in chosen:
-        if study_id not in studies:
-            return _fail(f"unknown study {study_id!r}; valid studies: {', '.join(studies)} (or 'all')")
-    written = report.build(profile, [studies[s] for s in chosen], index=args.study == "all" or args.index)
+        if study_id not in in_profile:
+            return _fail(f"unknown study {study_id!r} for profile {args.profile!r}; valid studies: "
+                         f"{', '.join(in_profile)} (or 'all', 'index')")
+    written = report.build(profile, [studies[s] for s in chosen], index=args.study in ("all", "index"),
+                           write_studies=args.study != "index")
     print(f"report: {len(chosen)} studies, {len(written)} files under {profile['reports_dir']}")
     return 0
 
@@ -80,6 +83,11 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
     profile = grid.load_profile(args.profile)
     runs = grid.expand(profile)
+    if args.run:
+        if args.run not in runs:
+            return _fail(f"unknown run {args.run!r} in profile {args.profile!r}; `mtl grid --profile "
+                         f"{args.profile}` lists them")
+        runs = {args.run: runs[args.run]}
     if args.write:
         n = grid.write_configs(profile, runs)
         print(f"grid {profile['name']}: {len(runs)} runs, {n} configs written under {grid.configs_dir(profile)}")
@@ -153,14 +161,14 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_evaluate)
 
     s = sub.add_parser("report", help="tables and figures of a study (or all) from evaluated runs")
-    s.add_argument("study", help="study id (mtl list studies) or 'all'")
+    s.add_argument("study", help="study id (mtl list studies), 'all', or 'index' (only the index)")
     s.add_argument("--profile", default="default", help=profile_help)
-    s.add_argument("--index", action="store_true", help="also rewrite the index")
     s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("grid", help="the runs of a profile (deduplicated across studies)")
     s.add_argument("--profile", default="default", help=profile_help)
     s.add_argument("--write", action="store_true", help="write every run config under the results directory")
+    s.add_argument("--run", help="only this run id")
     s.set_defaults(func=_cmd_grid)
 
     s = sub.add_parser("dvc", help="generate dvc.yaml + params.yaml from the studies of a profile")

@@ -1,0 +1,20 @@
+# Regenerates every table of the five seed papers next to the published numbers:
+#   snakemake --cores all reproduce_tables                 (default profile: embedded data, <= 30 min on 2 cores)
+#   snakemake --cores all --config profile=smoke           (every rule on tiny data, < 3 min)
+#   snakemake --profile pipelines/profiles/paper paper_002 (the papers' protocol on real data)
+# Rules live in pipelines/rules/*.smk; the grid comes from pipelines/configs (see pipelines/README.md).
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+configfile: "pipelines/configs/snakemake.yaml"
+
+
+validate(config, "pipelines/schemas/snakemake.schema.yaml")
+
+
+include: "pipelines/rules/common.smk"
+include: "pipelines/rules/prepare.smk"
+include: "pipelines/rules/train.smk"
+include: "pipelines/rules/report.smk"

@@ -1,0 +1,76 @@
+rule report_study:
+    """Tables (md, tex, csv) and figures of one study, published numbers beside ours."""
+    input:
+        study_inputs,
+    output:
+        md=f"{REPORTS}/{{study}}/table.md",
+        tex=f"{REPORTS}/{{study}}/table.tex",
+        csv=f"{REPORTS}/{{study}}/table.csv",
+    log:
+        f"{LOGS}/report/{{study}}.log",
+    params:
+        profile=config["profile"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,
+    shell:
+        "{MTL} report {wildcards.study} --profile {params.profile} > {log} 2>&1"
+
+
+rule report_index:
+    """reports/<profile>/index.md (+ .html): every study, real vs stand-in, scale, distance to published."""
+    input:
+        [t for s in CHOSEN for t in study_tables(s)],
+    output:
+        md=f"{REPORTS}/index.md",
+        html=f"{REPORTS}/index.html",
+    log:
+        f"{LOGS}/report/index.log",
+    params:
+        profile=config["profile"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,
+    shell:
+        "{MTL} report index --profile {params.profile} > {log} 2>&1"
+
+
+rule reproduce_tables:
+    """Every table and figure of the five seeds (the README's main command)."""
+    default_target: True
+    input:
+        f"{REPORTS}/index.md",
+
+
+rule paper_000:
+    """F-MTL (seed 000) tables and Fig. 3."""
+    input:
+        [t for s in CHOSEN if STUDIES[s]["paper"] == "000" for t in study_tables(s)],
+
+
+rule paper_001:
+    """'Challenging common assumptions in MTL' (seed 001)."""
+    input:
+        [t for s in CHOSEN if STUDIES[s]["paper"] == "001" for t in study_tables(s)],
+
+
+rule paper_002:
+    """SAMO (seed 002)."""
+    input:
+        [t for s in CHOSEN if STUDIES[s]["paper"] == "002" for t in study_tables(s)],
+
+
+rule paper_003:
+    """Aligned-MTL (seed 003)."""
+    input:
+        [t for s in CHOSEN if STUDIES[s]["paper"] == "003" for t in study_tables(s)],
+
+
+rule paper_004:
+    """ConsMTL (seed 004)."""
+    input:
+        [t for s in CHOSEN if STUDIES[s]["paper"] == "004" for t in study_tables(s)],

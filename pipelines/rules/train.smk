@@ -1,0 +1,62 @@
+rule configure:
+    """Write the resolved config of one run (from the studies and the profile)."""
+    output:
+        f"{RESULTS}/configs/{{run}}.yaml",
+    log:
+        f"{LOGS}/configure/{{run}}.log",
+    params:
+        profile=config["profile"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+        gpu=0,
+    shell:
+        "{MTL} grid --profile {params.profile} --write --run {wildcards.run} > {log} 2>&1"
+
+
+rule train:
+    """Train (or resume) one run: per-epoch metrics.jsonl and an atomic checkpoint after every epoch."""
+    input:
+        config=f"{RESULTS}/configs/{{run}}.yaml",
+        data=benchmark_stamp,
+    output:
+        final=f"{RESULTS}/runs/{{run}}/final.json",
+        metrics=f"{RESULTS}/runs/{{run}}/metrics.jsonl",
+        checkpoint=f"{RESULTS}/runs/{{run}}/checkpoint.pt",
+    log:
+        f"{LOGS}/train/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{run}}.tsv"
+    params:
+        run_dir=f"{RESULTS}/runs/{{run}}",
+    threads: 1
+    resources:
+        mem_mb=config["mem_mb"],
+        runtime=config["runtime_min"],
+        gpu=config["gpus"],
+    shell:
+        "{MTL} train {input.config} --run-dir {params.run_dir} --quiet > {log} 2>&1"
+
+
+rule evaluate:
+    """Selected clean test metrics and the corrupted test sets of one finished run."""
+    input:
+        final=f"{RESULTS}/runs/{{run}}/final.json",
+        stl=stl_evals,
+    output:
+        f"{RESULTS}/runs/{{run}}/eval.json",
+    log:
+        f"{LOGS}/evaluate/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{run}}.tsv"
+    params:
+        run_dir=f"{RESULTS}/runs/{{run}}",
+        stl=lambda wildcards, input: " ".join(str(p).rsplit("/", 1)[0] for p in input.stl),
+    threads: 1
+    resources:
+        mem_mb=config["mem_mb"],
+        runtime=config["runtime_min"],
+        gpu=config["gpus"],
+    shell:
+        "{MTL} evaluate {params.run_dir} --quiet --stl {params.stl} > {log} 2>&1"
