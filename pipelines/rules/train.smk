@@ -1,24 +1,6 @@
-rule configure:
-    """Write the resolved config of one run (from the studies and the profile)."""
-    output:
-        f"{RESULTS}/configs/{{run}}.yaml",
-    log:
-        f"{LOGS}/configure/{{run}}.log",
-    params:
-        profile=config["profile"],
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-        gpu=0,
-    shell:
-        "{MTL} grid --profile {params.profile} --write --run {wildcards.run} > {log} 2>&1"
-
-
 rule train:
     """Train (or resume) one run: per-epoch metrics.jsonl and an atomic checkpoint after every epoch."""
     input:
-        config=f"{RESULTS}/configs/{{run}}.yaml",
         data=benchmark_stamp,
     output:
         final=f"{RESULTS}/runs/{{run}}/final.json",
@@ -30,13 +12,15 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{run}}.tsv"
     params:
         run_dir=f"{RESULTS}/runs/{{run}}",
+        profile=config["profile"],
     threads: 1
     resources:
         mem_mb=config["mem_mb"],
         runtime=config["runtime_min"],
         gpu=config["gpus"],
     shell:
-        "{MTL} train {input.config} --run-dir {params.run_dir} --quiet > {log} 2>&1"
+        # The run id ends with the hash of its resolved config: a changed study or profile is a new run.
+        "{MTL} train --profile {params.profile} --run {wildcards.run} --run-dir {params.run_dir} --quiet > {log} 2>&1"
 
 
 rule evaluate:

@@ -29,17 +29,34 @@ def _fail(message: str) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from mtl_pipelines import config as cfg
+    from mtl_pipelines import grid
     from mtl_pipelines.train import train
 
-    config = cfg.load(args.config)
-    run_dir = Path(args.run_dir) if args.run_dir else Path("results") / "runs" / (
-        f"{config.get('name', Path(args.config).stem)}-{cfg.config_hash(config)}"
-    )
+    if (args.config is None) == (args.run is None):
+        return _fail("give either a config file or --run <id> (with --profile)")
+    if args.run is not None:
+        profile = grid.load_profile(args.profile)
+        runs = grid.expand(profile)
+        if args.run not in runs:
+            return _fail(
+                f"unknown run {args.run!r} in profile {args.profile!r}; `mtl grid --profile {args.profile}` lists them"
+            )
+        config = runs[args.run].config
+        run_dir = Path(args.run_dir) if args.run_dir else grid.run_dir(profile, args.run)
+    else:
+        config = cfg.load(args.config)
+        run_dir = (
+            Path(args.run_dir)
+            if args.run_dir
+            else Path("results") / "runs" / (f"{config.get('name', Path(args.config).stem)}-{cfg.config_hash(config)}")
+        )
     began = time.perf_counter()
     result = train(config, run_dir, progress=None if not args.quiet else False, log=print)
     tasks = ", ".join(f"{t}: " + " ".join(f"{m}={v:.4g}" for m, v in ms.items()) for t, ms in result["last"].items())
-    print(f"trained {run_dir} ({result['method']} on {result['dataset']}, {result['epochs']} epochs, "
-          f"{time.perf_counter() - began:.1f}s): {tasks}")
+    print(
+        f"trained {run_dir} ({result['method']} on {result['dataset']}, {result['epochs']} epochs, "
+        f"{time.perf_counter() - began:.1f}s): {tasks}"
+    )
     return 0
 
 
@@ -48,8 +65,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate_run(args.run_dir, stl_runs=args.stl, progress=None if not args.quiet else False)
     n = sum(len(v) for v in result["corrupted"].values())
-    print(f"evaluated {args.run_dir}: test epochs {result['epochs']} ({result['selection']}), "
-          f"{n} corrupted test sets -> {Path(args.run_dir) / 'eval.json'}")
+    print(
+        f"evaluated {args.run_dir}: test epochs {result['epochs']} ({result['selection']}), "
+        f"{n} corrupted test sets -> {Path(args.run_dir) / 'eval.json'}"
+    )
     return 0
 
 
@@ -70,10 +89,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     chosen = in_profile if args.study in ("all", "index") else [args.study]
     for study_id in chosen:
         if study_id not in in_profile:
-            return _fail(f"unknown study {study_id!r} for profile {args.profile!r}; valid studies: "
-                         f"{', '.join(in_profile)} (or 'all', 'index')")
-    written = report.build(profile, [studies[s] for s in chosen], index=args.study in ("all", "index"),
-                           write_studies=args.study != "index")
+            return _fail(
+                f"unknown study {study_id!r} for profile {args.profile!r}; valid studies: "
+                f"{', '.join(in_profile)} (or 'all', 'index')"
+            )
+    written = report.build(
+        profile, [studies[s] for s in chosen], index=args.study in ("all", "index"), write_studies=args.study != "index"
+    )
     print(f"report: {len(chosen)} studies, {len(written)} files under {profile['reports_dir']}")
     return 0
 
@@ -85,8 +107,9 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     runs = grid.expand(profile)
     if args.run:
         if args.run not in runs:
-            return _fail(f"unknown run {args.run!r} in profile {args.profile!r}; `mtl grid --profile "
-                         f"{args.profile}` lists them")
+            return _fail(
+                f"unknown run {args.run!r} in profile {args.profile!r}; `mtl grid --profile {args.profile}` lists them"
+            )
         runs = {args.run: runs[args.run]}
     if args.write:
         n = grid.write_configs(profile, runs)
@@ -94,8 +117,9 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     else:
         for run in runs.values():
             print(run.run_id, ",".join(sorted(run.studies)))
-        print(f"grid {profile['name']}: {len(runs)} runs in {len({s for r in runs.values() for s in r.studies})} "
-              f"studies")
+        print(
+            f"grid {profile['name']}: {len(runs)} runs in {len({s for r in runs.values() for s in r.studies})} studies"
+        )
     return 0
 
 
@@ -136,8 +160,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mtl", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="mtl", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="command")
     profile_help = "profile of the grid: smoke, default or paper (default: default)"
 
@@ -149,7 +174,9 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_prepare)
 
     s = sub.add_parser("train", help="train (or resume) the run of a YAML config")
-    s.add_argument("config", help="YAML run config (see pipelines/README.md)")
+    s.add_argument("config", nargs="?", help="YAML run config (see pipelines/README.md)")
+    s.add_argument("--run", help="instead of a config file: a run id of the grid (mtl grid lists them)")
+    s.add_argument("--profile", default="default", help=profile_help)
     s.add_argument("--run-dir", help="output directory (default results/runs/<name>-<hash>)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_train)

@@ -40,8 +40,9 @@ class Split:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def batches(self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None,
-                drop_last: bool = False) -> Iterable[tuple[Any, dict[str, Tensor]]]:
+    def batches(
+        self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None, drop_last: bool = False
+    ) -> Iterable[tuple[Any, dict[str, Tensor]]]:
         """Batches ``(x, {task: target})`` restricted to :attr:`tasks`."""
         if self.multi_input:
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if generator is not None else 0
@@ -50,11 +51,13 @@ class Split:
         if self.graph:
             from torch_geometric.loader import DataLoader as GraphLoader
 
-            loader = GraphLoader(self.dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                                 drop_last=drop_last)
+            loader = GraphLoader(
+                self.dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last
+            )
             return _graph_batches(loader, self.all_tasks, self.tasks)
-        loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                            drop_last=drop_last)
+        loader = DataLoader(
+            self.dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last
+        )
         return _select(loader, self.tasks)
 
 
@@ -83,8 +86,9 @@ def build_split(dataset_cfg: Mapping[str, Any], split: str, tasks: Sequence[str]
     chosen = list(tasks) if tasks else list(dataset.tasks)
     unknown = [t for t in chosen if t not in dataset.tasks]
     if unknown:
-        raise ValueError(f"dataset.tasks: {unknown} are not tasks of {dataset_cfg['name']!r}; "
-                         f"valid tasks: {list(dataset.tasks)}")
+        raise ValueError(
+            f"dataset.tasks: {unknown} are not tasks of {dataset_cfg['name']!r}; valid tasks: {list(dataset.tasks)}"
+        )
     ordered = [t for t in dataset.tasks if t in chosen]
     return Split(dataset, ordered)
 

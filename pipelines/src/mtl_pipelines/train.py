@@ -129,8 +129,12 @@ def gradient_diagnostics(grads: Tensor) -> dict[str, Any]:
     mag = [float(2 * norms[i] * norms[j] / (norms[i] ** 2 + norms[j] ** 2).clamp_min(1e-300)) for i, j in pairs]
     singular = torch.linalg.svdvals(g)
     cond = float(singular[0] / singular[-1]) if singular[-1] > 0 else math.inf
-    return {"cosine": cos, "magnitude_similarity": mag, "condition_number": cond,
-            "grad_norms": [float(n) for n in norms]}
+    return {
+        "cosine": cos,
+        "magnitude_similarity": mag,
+        "condition_number": cond,
+        "grad_norms": [float(n) for n in norms],
+    }
 
 
 def _check_finite(losses: Tensor, tasks: list[str], epoch: int, step: int, checkpoint: Path) -> None:
@@ -180,8 +184,10 @@ def train(
     config = resolve(config)
     run_dir = Path(run_dir)
     tcfg, ecfg = config["train"], config["eval"]
-    splits = {role: build_split(config["dataset"], config["dataset"]["splits"][role], config["dataset"].get("tasks"))
-              for role in ("train", "val", "test")}
+    splits = {
+        role: build_split(config["dataset"], config["dataset"]["splits"][role], config["dataset"].get("tasks"))
+        for role in ("train", "val", "test")
+    }
     _prepare_dir(config, run_dir)
     final_path = run_dir / FINAL
     if final_path.exists():
@@ -228,8 +234,14 @@ def train(
 
     epochs = tcfg["epochs"]
     global_step = sum(r["steps"] for r in history)
-    bar = tqdm(range(start_epoch, epochs), desc=config.get("name", "train"), disable=progress is False,
-               initial=start_epoch, total=epochs, leave=False)
+    bar = tqdm(
+        range(start_epoch, epochs),
+        desc=config.get("name", "train"),
+        disable=progress is False,
+        initial=start_epoch,
+        total=epochs,
+        leave=False,
+    )
     for epoch in bar:
         began = time.perf_counter()
         model.train()
@@ -237,8 +249,11 @@ def train(
         seen = 0
         steps = 0
         generator = epoch_generator(tcfg["seed"], epoch)
-        for i, (x, targets) in enumerate(train_split.batches(tcfg["batch_size"], shuffle=True, generator=generator,
-                                                             drop_last=len(train_split) > tcfg["batch_size"])):
+        for i, (x, targets) in enumerate(
+            train_split.batches(
+                tcfg["batch_size"], shuffle=True, generator=generator, drop_last=len(train_split) > tcfg["batch_size"]
+            )
+        ):
             if tcfg["max_steps_per_epoch"] is not None and i >= tcfg["max_steps_per_epoch"]:
                 break
             closure = close(x, targets)
@@ -322,5 +337,4 @@ def mean_metrics(records: list[Mapping[str, Mapping[str, float]]]) -> dict[str, 
     """Element-wise mean of ``{task: {metric: value}}`` records."""
     if not records:
         raise ValueError("no records to average")
-    return {task: {m: float(np.mean([r[task][m] for r in records])) for m in records[0][task]}
-            for task in records[0]}
+    return {task: {m: float(np.mean([r[task][m] for r in records])) for m in records[0][task]} for task in records[0]}
