@@ -15,8 +15,9 @@
 #
 # The wheelhouse (containers/wheelhouse/) is `pip download` of the pinned stack (torch==2.14.1,
 # torchvision==0.29.1, requirements/constraints.txt) by the host's Python 3.11, so the image build needs no
-# network and installs exactly what the README install gets. It is reused while the requirement list and the
-# lock are unchanged. The local base rootfs is cached in $MTL_CONTAINER_CACHE (default /var/cache/mtl-containers).
+# network and installs exactly what the README install gets. Downloaded wheels and the local base rootfs are
+# cached in $MTL_CONTAINER_CACHE (default /var/cache/mtl-containers) and reused while the requirement list
+# and the lock are unchanged; podman/docker cache the image layers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,8 +45,7 @@ PY=${PYTHON:-python3}
 CACHE=${MTL_CONTAINER_CACHE:-/var/cache/mtl-containers}
 LOCK=requirements/constraints.txt
 [ -f "$LOCK" ] || { echo "build.sh: $LOCK (the lock file of the README install) is missing" >&2; exit 1; }
-VERSION=$("$PY" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
-    pipelines/pyproject.toml)
+VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' pipelines/pyproject.toml | head -1)
 TAG=${TAG:-mtl-repro:$VERSION-$TARGET}
 log() { echo "build.sh: $*" >&2; }
 
@@ -76,28 +76,33 @@ local_base() {
 }
 
 fill_wheelhouse() {
-    local dir=containers/wheelhouse reqs stamp
+    # Wheels for one requirement list + lock live in $CACHE/wheelhouse-<hash> (kept between builds and
+    # clones on one machine) and are hard-linked into the build context's containers/wheelhouse/.
+    local dir=containers/wheelhouse reqs stamp store
     reqs=$(mktemp)
     "$PY" containers/requirements.py >"$reqs"
-    # The wheelhouse is valid for one requirement list + lock: reuse it while both are unchanged.
     stamp=$(cat "$reqs" "$LOCK" | sha256sum | cut -c1-16)
-    if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$stamp" ]; then
-        log "wheelhouse up to date ($stamp)"; rm -f "$reqs"; return
+    store=$CACHE/wheelhouse-$stamp
+    if [ -f "$store/.complete" ]; then
+        log "wheelhouse $store is up to date"
+    else
+        local pyver
+        pyver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+        local -a platform=()
+        if [ "$pyver" != 3.11 ] || [ "$(uname -s)" != Linux ]; then
+            # Wheels for the image's interpreter (CPython 3.11, glibc Linux), whatever the host runs.
+            platform=(--python-version 3.11 --implementation cp --only-binary=:all:
+                      --platform "manylinux_2_28_$(uname -m)" --platform "manylinux_2_17_$(uname -m)")
+        fi
+        log "pip download of the pinned stack into $store (python $pyver)"
+        mkdir -p "$store"
+        "$PY" -m pip download --quiet --disable-pip-version-check "${platform[@]}" -d "$store" \
+            -c "$LOCK" -r "$reqs" 2> >(grep -v "^WARNING: Location" >&2)
+        touch "$store/.complete"
     fi
-    local pyver
-    pyver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-    local -a platform=()
-    if [ "$pyver" != 3.11 ] || [ "$(uname -s)" != Linux ]; then
-        # Wheels for the image's interpreter (CPython 3.11, glibc Linux), whatever the host runs.
-        platform=(--python-version 3.11 --implementation cp --only-binary=:all:
-                  --platform "manylinux_2_28_$(uname -m)" --platform "manylinux_2_17_$(uname -m)")
-    fi
-    log "pip download of the pinned stack into $dir (python $pyver)"
-    find "$dir" -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
-    "$PY" -m pip download --quiet --disable-pip-version-check "${platform[@]}" -d "$dir" \
-        -c "$LOCK" -r "$reqs"
-    echo "$stamp" >"$dir/.stamp"
     rm -f "$reqs"
+    find "$dir" -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+    cp -al "$store"/. "$dir"/ 2>/dev/null || cp -a "$store"/. "$dir"/
 }
 
 args=(build -f containers/Containerfile --target "$TARGET" -t "$TAG" --network host)

@@ -14,8 +14,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser is the `tomli` package
+    import tomli as tomllib
 
 # Distribution directory -> extras installed with it: those of scripts/bootstrap.sh (a test checks it), plus
 # DVC for `dvc repro` inside the image.

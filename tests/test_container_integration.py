@@ -1,0 +1,116 @@
+"""Build the CPU image with podman from a local Debian base and run the pipeline inside it.
+
+containers/install_tools.sh installs podman/runc/mmdebstrap with apt-get when missing; containers/build.sh
+builds `--target cpu --base local` (a Debian bookworm rootfs made with mmdebstrap and imported, since no
+image registry is reachable here) with the pinned stack from an offline wheelhouse. The base rootfs, the
+wheelhouse and podman's layers are cached on the machine (/var/cache/mtl-containers, /var/lib/containers),
+so only the first build on a fresh machine is slow. Then a subset of the smoke profile runs inside the image
+as its non-root user and must give the same tables, byte for byte, as the same targets run on the host.
+Needs root and apt-get (or podman already installed); skipped with the reason otherwise, or when
+MTL_SKIP_CONTAINER is set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTAINERS = ROOT / "containers"
+TAG = "localhost/mtl-repro:test-cpu"
+# A deterministic smoke study (002_fig4 measures wall time, so it cannot match across runs).
+STUDY = "004_table2"
+TARGET = f"reports/smoke/{STUDY}/table.csv"
+
+pytestmark = pytest.mark.integration
+
+
+def _skip_reason() -> str | None:
+    if sys.platform != "linux":
+        return f"podman builds need Linux (this is {sys.platform})"
+    if os.geteuid() != 0:
+        return "the container test needs root (apt-get, podman storage under /var/lib/containers)"
+    if not shutil.which("podman") and not shutil.which("apt-get"):
+        return "podman is not installed and apt-get is unavailable to install it"
+    if os.environ.get("MTL_SKIP_CONTAINER"):
+        return "MTL_SKIP_CONTAINER is set"
+    return None
+
+
+def _run(*args: str | Path, cwd: Path = ROOT, timeout: float = 900, env: dict | None = None):
+    full_env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS / "containers.conf"), **(env or {})}
+    return subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _workflow_copy(dest: Path) -> Path:
+    """The workflow files of the checkout (what a user bind-mounts), without any results."""
+    dest.mkdir()
+    shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
+    for sub in ("configs", "rules", "schemas"):
+        shutil.copytree(ROOT / "pipelines" / sub, dest / "pipelines" / sub)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def cpu_image():
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    tools = _run("bash", CONTAINERS / "install_tools.sh", timeout=600)
+    if tools.returncode != 0:
+        pytest.skip(f"could not install podman with apt-get: {tools.stderr.strip()[-500:]}")
+    t0 = time.monotonic()
+    build = _run("bash", CONTAINERS / "build.sh", "--target", "cpu", "--base", "local", "--tag", TAG, timeout=1800)
+    assert build.returncode == 0, f"image build failed:\n{build.stdout[-3000:]}\n{build.stderr[-5000:]}"
+    print(f"\ncontainer build (cpu, local base): {time.monotonic() - t0:.0f} s")
+    return TAG
+
+
+def test_image_has_the_pinned_stack_a_non_root_user_and_mtl_as_entry_point(cpu_image):
+    res = _run("podman", "run", "--rm", cpu_image, "--help")
+    assert res.returncode == 0 and "usage: mtl" in res.stdout, res.stdout + res.stderr
+    probe = (
+        "import os, torch, torchvision, snakemake, dvc, mtl_pipelines, mtl_core;"
+        "print(os.getuid(), torch.__version__, torchvision.__version__, mtl_pipelines.__file__)"
+    )
+    res = _run("podman", "run", "--rm", "--entrypoint", "python", cpu_image, "-c", probe)
+    assert res.returncode == 0, res.stderr
+    uid, torch_v, vision_v, where = res.stdout.split()
+    assert uid != "0"
+    assert (torch_v.split("+")[0], vision_v.split("+")[0]) == ("2.14.1", "0.29.1")
+    assert where.startswith("/opt/mtl/src/pipelines/")
+
+
+def test_smoke_study_inside_the_image_matches_the_host_run(cpu_image, tmp_path):
+    inside = _workflow_copy(tmp_path / "inside")
+    host = _workflow_copy(tmp_path / "host")
+    inside.chmod(0o777)  # the image's user (uid 1000) writes results into the bind-mounted directory
+    smk = ["snakemake", TARGET, "--cores", "2", "--config", "profile=smoke"]
+
+    t0 = time.monotonic()
+    res = _run(
+        "podman", "run", "--rm", "-v", f"{inside}:{inside}", "-w", inside, "--entrypoint", smk[0], cpu_image,
+        *smk[1:], timeout=900,
+    )  # fmt: skip
+    inside_s = time.monotonic() - t0
+    assert res.returncode == 0, f"snakemake in the container failed:\n{(res.stdout + res.stderr)[-6000:]}"
+    t0 = time.monotonic()
+    res = _run(sys.executable, "-m", *smk, cwd=host, timeout=900)
+    host_s = time.monotonic() - t0
+    assert res.returncode == 0, f"snakemake on the host failed:\n{(res.stdout + res.stderr)[-6000:]}"
+
+    for name in ("table.csv", "table.md", "table.tex"):
+        ours = (inside / "reports" / "smoke" / STUDY / name).read_bytes()
+        assert ours == (host / "reports" / "smoke" / STUDY / name).read_bytes(), name
+    # Every run of the study was trained and evaluated in the container, as uid 1000.
+    evals = sorted((inside / "results" / "smoke" / "runs").glob("*/eval.json"))
+    assert evals and all(p.stat().st_uid == 1000 for p in evals)
+    print(f"\n{STUDY} smoke: {inside_s:.0f} s in the container, {host_s:.0f} s on the host")
