@@ -225,10 +225,13 @@ def train(
             log(f"resuming {run_dir} after epoch {start_epoch}")
     io.write_jsonl(run_dir / METRICS, history)
 
-    def close(x: Any, targets: Mapping[str, Tensor]) -> Callable[[], Tensor]:
+    def close(x: Any, targets: Mapping[str, Tensor], epoch: int, index: int) -> Callable[[], Tensor]:
         def closure() -> Tensor:
             predictions = model(x)
-            return torch.stack([specs[t].loss(predictions[t], targets[t]) for t in tasks])
+            losses = torch.stack([specs[t].loss(predictions[t], targets[t]) for t in tasks])
+            # checked here, before any method (or optimizer) sees a non-finite value
+            _check_finite(losses.detach(), tasks, epoch, index, checkpoint)
+            return losses
 
         return closure
 
@@ -256,7 +259,7 @@ def train(
         ):
             if tcfg["max_steps_per_epoch"] is not None and i >= tcfg["max_steps_per_epoch"]:
                 break
-            closure = close(x, targets)
+            closure = close(x, targets, epoch, i)
             every = tcfg["diagnostics_every"]
             if every and global_step % every == 0 and len(tasks) > 1:
                 shared = [p for p in model.shared_parameters() if p.requires_grad]
@@ -266,7 +269,6 @@ def train(
                 diagnostics.append({"epoch": epoch + 1, "step": global_step + 1, **gradient_diagnostics(grads)})
             optimizer.zero_grad(set_to_none=True)
             losses = step(closure)
-            _check_finite(losses, tasks, epoch, i, checkpoint)
             optimizer.step()
             if getattr(step, "needs_losses_after_step", False):
                 with torch.no_grad():
