@@ -318,6 +318,23 @@ def test_equalize_hist_and_canny_follow_opencv() -> None:
     edges = ops.canny(step, 50, 150)
     assert edges.any() and set(np.flatnonzero(edges.any(axis=0))) <= {5, 6}
     assert not ops.canny(np.full((8, 8), 90, np.uint8), 50, 150).any()
+    # 5x5 chamfer distance (weights 1, 1.4, 2.1969) to a single zero pixel, as cv2.distanceTransform
+    img = np.full((9, 9), 255.0)
+    img[4, 4] = 0
+    expected = np.array(
+        [
+            [0, 1, 2, 3, 4],
+            [1, 1.4, 2.1969, 3.1969, 4.1969],
+            [2, 2.1969, 2.8, 3.5969, 4.3938],
+            [3, 3.1969, 3.5969, 4.2, 4.9969],
+            [4, 4.1969, 4.3938, 4.9969, 5.6],
+        ]
+    )
+    dist = ops.distance_to_zero(img)
+    assert dist.dtype == np.float32
+    np.testing.assert_allclose(dist[4:, 4:], expected, atol=1e-4)
+    np.testing.assert_allclose(dist, dist[::-1, ::-1], atol=1e-6)  # symmetric around the zero
+    assert np.isinf(ops.distance_to_zero(np.ones((3, 3)))).all()
 
 
 def test_spatter_mud_and_water_branches() -> None:

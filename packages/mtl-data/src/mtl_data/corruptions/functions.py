@@ -185,8 +185,8 @@ def spatter(x: np.ndarray, c: tuple, rng: np.random.Generator, profile: str, sca
     if mud == 0:
         liquid_u8 = ops.to_uint8_truncate(liquid * 255)
         dist = 255 - np.where(ops.canny(liquid_u8, 50, 150), 255, 0)
-        dist = np.minimum(ops.distance_to_zero(dist), 20.0)  # cv2.threshold THRESH_TRUNC at 20
-        dist = ops.to_uint8_truncate(ops.box_blur3(dist))
+        dist = np.minimum(ops.distance_to_zero(dist), np.float32(20.0))  # cv2.threshold THRESH_TRUNC at 20
+        dist = ops.to_uint8_truncate(ops.box_blur3(dist).astype(np.float32))  # float32 as in OpenCV
         dist = ops.equalize_hist(dist)
         emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float64)
         dist = np.clip(np.round(ops.filter2d(dist, emboss)), 0, 255)  # filter2D into CV_8U saturates
