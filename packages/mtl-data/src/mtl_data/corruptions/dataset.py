@@ -9,9 +9,7 @@ distributes (the original scripts save 8-bit images).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mtl_data._io import atomic_writer, write_json_atomic
 from mtl_data.corruptions.api import _check_name_severity, _resolve_profile, apply
 
 
@@ -51,20 +50,9 @@ def dataset_fingerprint(base: Dataset, probes: int = 8) -> str:
 
 
 def _save_atomic(path: Path, array: np.ndarray, metadata: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    meta_path = path.with_suffix(".json")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=meta_path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(metadata, f, indent=1, sort_keys=True)
-    os.replace(tmp, meta_path)
+    with atomic_writer(path) as handle:
+        np.save(handle, array)
+    write_json_atomic(path.with_suffix(".json"), metadata)
 
 
 class CorruptedDataset(Dataset):
