@@ -106,7 +106,9 @@ def test_features_mode_gradients_follow_the_chain_rule(benchmark_cfg: Benchmark)
     losses_at_leaves = weighted_losses(model.decode(leaves if isinstance(z, tuple) else leaves[0]))
     torch.manual_seed(0)
     losses = weighted_losses(model.decode(z))
-    for task, loss in losses.items():
+    checked = [*model.task_names[:2], model.task_names[-1]]  # one code path per task; keep CelebA's 40 cheap
+    for task in dict.fromkeys(checked):
+        loss = losses[task]
         grad_z = torch.autograd.grad(losses_at_leaves[task], leaves, retain_graph=True, allow_unused=True)
         grad_z = tuple(torch.zeros_like(t) if g is None else g for t, g in zip(zs, grad_z))
         assert any(g.abs().sum() > 0 for g in grad_z), f"loss of {task!r} does not depend on z"

@@ -81,8 +81,12 @@ _ALL = [
 BENCHMARKS: dict[str, Benchmark] = {b.key: b for b in _ALL}
 
 
-def example_input(benchmark: Benchmark, batch_size: int, input_shape: tuple[int, ...] | None = None,
-                  generator: torch.Generator | None = None) -> Any:
+def example_input(
+    benchmark: Benchmark,
+    batch_size: int,
+    input_shape: tuple[int, ...] | None = None,
+    generator: torch.Generator | None = None,
+) -> Any:
     """A random batch in the layout the model expects (images, {task: images}, or a PyG batch).
 
     ``input_shape`` overrides the benchmark's sample shape (e.g. smaller images for quick tests).
@@ -95,8 +99,9 @@ def example_input(benchmark: Benchmark, batch_size: int, input_shape: tuple[int,
     return torch.randn(batch_size, *shape, generator=generator)
 
 
-def random_molecules(num_graphs: int, min_atoms: int = 5, max_atoms: int = 20,
-                     generator: torch.Generator | None = None) -> Any:
+def random_molecules(
+    num_graphs: int, min_atoms: int = 5, max_atoms: int = 20, generator: torch.Generator | None = None
+) -> Any:
     """A torch_geometric batch of random QM9-like molecules: complete graphs, 11 node features, 5 edge
     features (one-hot bond type, or zeros for non-bonded pairs, plus the interatomic distance)."""
     from torch_geometric.data import Batch, Data
@@ -114,6 +119,13 @@ def random_molecules(num_graphs: int, min_atoms: int = 5, max_atoms: int = 20,
         bonds[bonded, bond_type[bonded]] = 1.0
         distance = torch.cdist(pos, pos)[edge_index[0], edge_index[1]].unsqueeze(1)
         x = torch.rand(n, 11, generator=generator)
-        graphs.append(Data(x=x, edge_index=edge_index, edge_attr=torch.cat((bonds, distance), dim=1), pos=pos,
-                           y=torch.randn(1, len(QM9_TARGETS), generator=generator)))
+        graphs.append(
+            Data(
+                x=x,
+                edge_index=edge_index,
+                edge_attr=torch.cat((bonds, distance), dim=1),
+                pos=pos,
+                y=torch.randn(1, len(QM9_TARGETS), generator=generator),
+            )
+        )
     return Batch.from_data_list(graphs)
