@@ -6,7 +6,7 @@ Per-task gradients (:func:`jacobian`), loss weightings (:mod:`mtl_core.weighting
 
 from __future__ import annotations
 
-from . import aggregators, estimators, metrics, solvers, step, weightings
+from . import aggregators, analysis, estimators, metrics, solvers, step, toy, weightings
 from .gradients import choose_mode, combine, gramian, jacobian, unflatten_like
 from .step import MTLStep, StepResult
 
@@ -16,6 +16,7 @@ __all__ = [
     "MTLStep",
     "StepResult",
     "aggregators",
+    "analysis",
     "choose_mode",
     "combine",
     "estimators",
@@ -24,6 +25,7 @@ __all__ = [
     "metrics",
     "solvers",
     "step",
+    "toy",
     "unflatten_like",
     "weightings",
 ]
