@@ -494,3 +494,46 @@ def test_public_names():
     assert mtl_core.MTLStep is MTLStep
     with pytest.raises(ValueError, match="unknown estimator 'nope'"):
         mtl_core.estimators.create("nope", 2)
+
+
+def test_per_task_backwards_run_through_their_own_head_only():
+    # with the losses returned as separate scalars, task i's backward never enters another task's head
+    # (from a stacked tensor, torch.stack's backward would send zero gradients through every head)
+    x, y = batch(3)
+    stacked = closure_for(x, y)
+
+    def as_dict(model):
+        return dict(zip(model.tasks, stacked(model).unbind()))  # still stacked: the slow path
+
+    def separate(model):
+        preds = model(x)
+        return {t: ((preds[t] - y[:, i]) ** 2).mean() for i, t in enumerate(model.tasks)}
+
+    def head_passes(method, closure):
+        model = TinyMTL(3)
+        calls = [0, 0, 0]
+        for i, t in enumerate(model.tasks):
+            model.heads[t][0].register_full_backward_hook(lambda m, gi, go, i=i: calls.__setitem__(i, calls[i] + 1))
+        MTLStep(model, method, SGD).step(closure)
+        return calls, params_of(model)
+
+    fast, fast_params = head_passes("lsam+mgda", separate)
+    slow, slow_params = head_passes("lsam+mgda", as_dict)
+    # lsam: one pass per task at theta (Jacobian fused with the heads) and one at its perturbed point
+    assert fast == [2, 2, 2]
+    assert slow == [6, 6, 6]
+    torch.testing.assert_close(fast_params, slow_params, rtol=1e-12, atol=1e-14)
+    assert head_passes("features+mgda", separate)[0] == [1, 1, 1]
+    assert head_passes("consmtl", separate)[0] == [1, 1, 1]  # double-backward passes are not module calls
+
+    # mtl_core.jacobian itself: a list of losses loops over the task roots
+    model = TinyMTL(3)
+    calls = [0, 0, 0]
+    for i, t in enumerate(model.tasks):
+        model.heads[t][0].register_full_backward_hook(lambda m, gi, go, i=i: calls.__setitem__(i, calls[i] + 1))
+    losses = list(separate(model).values())
+    rows = mtl_core.jacobian(losses, list(model.shared_parameters()), mode="loop", retain_graph=True)
+    assert calls == [1, 1, 1]
+    torch.testing.assert_close(
+        rows, mtl_core.jacobian(torch.stack(losses), list(model.shared_parameters()), mode="loop")
+    )

@@ -73,9 +73,14 @@ def jacobian(
     tuple of tensors: the features mode used by MGDA-UB / Aligned-MTL-UB and ConsMTL's lower level,
     seed 003 sec. 5.2, seed 004 eq. (6)). Inputs a loss does not depend on get zero gradient.
     ``retain_graph=True`` keeps the graph for a later backward (e.g. task heads).
+
+    Pass the K scalar losses as a sequence where you have them: the loop then starts each backward at task
+    ``i``'s own loss, so it runs through head ``i`` only. Indexing a stacked ``Tensor[K]`` starts it at
+    ``torch.stack``, whose backward sends (zero) gradients into every task's head: K times the head work.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    roots = None if isinstance(losses, Tensor) else list(losses)
     losses = _as_loss_vector(losses)
     inputs = _as_inputs(params)
     k = losses.shape[0]
@@ -100,11 +105,11 @@ def jacobian(
                     stacklevel=2,
                 )
                 _batched_fallback_warned = True
-    return _looped(losses, inputs, out, retain_graph)
+    return _looped(losses if roots is None else roots, inputs, out, retain_graph)
 
 
-def _looped(losses: Tensor, inputs: list[Tensor], out: Tensor, retain_graph: bool) -> Tensor:
-    k = losses.shape[0]
+def _looped(losses: Tensor | list[Tensor], inputs: list[Tensor], out: Tensor, retain_graph: bool) -> Tensor:
+    k = len(losses)
     for i in range(k):
         grads = torch.autograd.grad(
             losses[i],

@@ -70,19 +70,33 @@ class StepContext(Protocol):
         """
         ...
 
-    def jacobian(self, losses: Tensor, inputs: Sequence[Tensor], *, retain_graph: bool = False) -> Tensor:
-        """``[K, n]`` per-task gradients of ``losses`` w.r.t. ``inputs`` (the step's Jacobian engine)."""
+    def jacobian(
+        self, losses: Tensor | Sequence[Tensor], inputs: Sequence[Tensor], *, retain_graph: bool = False
+    ) -> Tensor:
+        """``[K, n]`` per-task gradients of ``losses`` (a tensor, or K scalar roots) w.r.t. ``inputs``."""
+        ...
+
+    def task_losses(self, losses: Tensor) -> list[Tensor]:
+        """The K scalar losses behind ``losses`` (separate graph roots when known): backward from these."""
+        ...
+
+    def per_task_gradients(
+        self, losses: Tensor, inputs: Sequence[Tensor], *, retain_graph: bool = False
+    ) -> tuple[Tensor, list[list[Tensor]]]:
+        """``(jacobian(losses, inputs), head_grads(losses))``, fused into one pass per task where possible."""
         ...
 
     def head_grads(self, losses: Tensor, *, retain_graph: bool = False) -> list[list[Tensor]]:
         """Unweighted ``d losses[i] / d heads[i]`` for every task, by one backward through the heads."""
         ...
 
-    def fixed_weights(self) -> Tensor | None:
+    def fixed_weights(self, *, reusable: bool = True) -> Tensor | None:
         """Weights ``w`` known before any gradient (a weighting's, or an aggregator's reusable ones).
 
         When not ``None`` the direction is ``w @ G`` and may be obtained by one backward of
         ``sum_i w_i L_i``; call at most once per step. ``None`` when the step needs the rows.
+        ``reusable=False`` only accepts a weighting's weights (an aggregator that post-processes its
+        direction, like Nash-MTL's norm cap, would do so in another space than the caller's).
         """
         ...
 

@@ -22,8 +22,6 @@ class Exact(Estimator):
         weights = ctx.fixed_weights()
         if weights is not None:
             direction = flat(grads_of((weights.to(losses.dtype) * losses).sum(), ctx.shared, retain_graph=True))
-            rows = None
-        else:
-            rows = ctx.jacobian(losses, ctx.shared, retain_graph=True)
-            direction = ctx.combine(rows)
-        return Estimate(direction, ctx.head_grads(losses), rows)
+            return Estimate(direction, ctx.head_grads(losses), None)
+        rows, heads = ctx.per_task_gradients(losses, ctx.shared)
+        return Estimate(ctx.combine(rows), heads, rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..gradients import unflatten_like
-from ._perturb import flat
+from ._perturb import flat, grads_of
 from ._registry import ESTIMATORS
 from .base import Estimate, Estimator, StepContext
 
@@ -27,9 +27,12 @@ class Features(Estimator):
         if ctx.z is None:  # the step captures z for estimators with needs_features
             raise RuntimeError("features estimator called without the shared representation z")
         losses, z = ctx.losses, ctx.z
-        z_rows = ctx.jacobian(losses, z, retain_graph=True)
+        weights = ctx.fixed_weights(reusable=False)
+        if weights is not None:  # a weighting: w @ J_z back-propagated through the encoder is LS's backward
+            direction = flat(grads_of((weights.to(losses.dtype) * losses).sum(), ctx.shared, retain_graph=True))
+            return Estimate(direction, ctx.head_grads(losses), None)
+        z_rows, heads = ctx.per_task_gradients(losses, z, retain_graph=True)
         z_direction = ctx.combine(z_rows)
-        heads = ctx.head_grads(losses, retain_graph=True)
         grads = torch.autograd.grad(
             z,
             list(ctx.shared),

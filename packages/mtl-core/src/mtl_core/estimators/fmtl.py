@@ -80,8 +80,7 @@ class FlatMTL(Estimator):
             )
 
     def estimate(self, ctx: StepContext) -> Estimate:
-        loss_rows = ctx.jacobian(ctx.losses, ctx.shared, retain_graph=True)
-        heads = ctx.head_grads(ctx.losses)
+        loss_rows, heads = ctx.per_task_gradients(ctx.losses, ctx.shared)
         sam_rows, sam_heads = local_sam_rows(ctx, loss_rows, heads, self.rho_sh, self.rho_ns, self.adaptive)
         if self.linear or self.variant == "direct":
             return Estimate(ctx.combine(sam_rows), sam_heads, sam_rows)

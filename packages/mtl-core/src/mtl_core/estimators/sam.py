@@ -54,13 +54,9 @@ class GlobalSAM(Estimator):
             weights = ctx.fixed_weights()
             if weights is not None:
                 direction = flat(grads_of((weights.to(losses.dtype) * losses).sum(), shared, retain_graph=True))
-                rows = None
-            else:
-                rows = ctx.jacobian(losses, shared, retain_graph=True)
-            head_grads = ctx.head_grads(losses)
-        if rows is not None:
-            direction = ctx.combine(rows)
-        return Estimate(direction, head_grads, rows)
+                return Estimate(direction, ctx.head_grads(losses), None)
+            rows, head_grads = ctx.per_task_gradients(losses, shared)
+        return Estimate(ctx.combine(rows), head_grads, rows)
 
     def extra_repr(self) -> str:
         return f"num_tasks={self.num_tasks}, rho={self.rho}, adaptive={self.adaptive}"
@@ -89,7 +85,7 @@ def local_sam_rows(
         eps += ascent_step(head_grads[i], head, rho_heads, adaptive)
         with perturbed(shared + head, eps):
             losses = ctx.evaluate()
-            grads = grads_of(losses[i], shared + head)
+            grads = grads_of(ctx.task_losses(losses)[i], shared + head)
         torch.cat([g.reshape(-1) for g in grads[: len(shared)]], out=rows[i])
         sam_heads.append(grads[len(shared) :])
     return rows, sam_heads
@@ -114,8 +110,7 @@ class LocalSAM(Estimator):
         self.adaptive = check_bool("adaptive", adaptive)
 
     def estimate(self, ctx: StepContext) -> Estimate:
-        grads = ctx.jacobian(ctx.losses, ctx.shared, retain_graph=True)
-        heads = ctx.head_grads(ctx.losses)
+        grads, heads = ctx.per_task_gradients(ctx.losses, ctx.shared)
         rows, sam_heads = local_sam_rows(ctx, grads, heads, self.rho, self.rho, self.adaptive)
         del grads
         return Estimate(ctx.combine(rows), sam_heads, rows)

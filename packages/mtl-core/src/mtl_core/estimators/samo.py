@@ -181,7 +181,7 @@ class SAMO(Estimator):
             eps += ascent_step(global_heads[i], head, self.rho, self.adaptive)
             with perturbed(shared + head, eps):
                 losses = ctx.evaluate()
-                grads = grads_of(losses[i], shared + head)
+                grads = grads_of(ctx.task_losses(losses)[i], shared + head)
             torch.cat([g.reshape(-1) for g in grads[: len(shared)]], out=rows[i])
             sam_heads.append(grads[len(shared) :])
         return Estimate(ctx.combine(rows), sam_heads, rows)

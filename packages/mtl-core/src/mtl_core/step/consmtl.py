@@ -33,7 +33,9 @@ class ConsMTLLowerLevel(Estimator):
     (``exact+consmtl`` with unit head weights). The reference also multiplies ``d`` by K and clips it to norm
     1; here ``d`` is the aggregator's output (use the step's ``max_grad_norm`` for a clip).
 
-    Cost over ``exact+consmtl``: K double-backward-able passes and one backward through the heads only.
+    Cost: the same K backward passes as ``exact+consmtl`` (each task's pass through its head builds the
+    graph of ``delta_i``; the pass through the encoder starts from ``delta_i``), plus one backward of
+    ``L^extra`` through the heads' double-backward graph.
     """
 
     needs_features = True
@@ -48,29 +50,27 @@ class ConsMTLLowerLevel(Estimator):
         if ctx.z is None:  # the step captures z for estimators with needs_features
             raise RuntimeError("consmtl called without the shared representation z")
         losses, z = ctx.losses, ctx.z
-        rows = ctx.jacobian(losses, ctx.shared, retain_graph=True)
+        # One pass through head i gives delta_i = d l_i / d z (with graph, for the lower level) and the head's
+        # own gradient; the upper level's rows then only need the encoder: g_i = (delta_i)^T dz/dtheta_s
+        # (eq. (6)), the Jacobian of the pseudo-losses <z, sg[delta_i]>.
+        deltas: list[tuple[Tensor, ...]] = []
+        head_grads: list[list[Tensor]] = []
+        for root, head in zip(ctx.task_losses(losses), ctx.heads):
+            grads = torch.autograd.grad(
+                root, [*z, *head], retain_graph=True, create_graph=True, allow_unused=True, materialize_grads=True
+            )
+            deltas.append(tuple(grads[: len(z)]))
+            head_grads.append([g.detach() for g in grads[len(z) :]])
+        pseudo = [_dot(z, tuple(d.detach() for d in delta)) for delta in deltas]
+        rows = ctx.jacobian(pseudo, ctx.shared, retain_graph=True)
         direction = ctx.combine(rows)
         weights = ctx.weights
         if weights is None:  # the consmtl aggregator always defines its weights
             raise RuntimeError("consmtl's upper level returned no weights")
-        deltas = [
-            tuple(
-                torch.autograd.grad(
-                    losses[i],
-                    z,
-                    retain_graph=True,
-                    create_graph=True,
-                    allow_unused=True,
-                    materialize_grads=True,
-                )
-            )
-            for i in range(self.num_tasks)
-        ]
         with torch.no_grad():
             d_z = tuple(
                 sum(float(weights[i]) * deltas[i][c].detach() for i in range(self.num_tasks)) for c in range(len(z))
             )
-        head_grads = ctx.head_grads(losses, retain_graph=True)
         extra_loss = -self.lambda_ * sum(_dot(delta, d_z) for delta in deltas)
         head_params = [p for head in ctx.heads for p in head]
         extra_flat = (

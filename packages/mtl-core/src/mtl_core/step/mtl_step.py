@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from .. import aggregators, estimators, weightings
 from ..aggregators.base import Aggregator
 from ..estimators.base import Estimate, Estimator
-from ..gradients import MODES, combine, jacobian, unflatten_like
+from ..gradients import MODES, choose_mode, combine, jacobian, unflatten_like
 from ..weightings.base import Weighting
 from .batchnorm import frozen_norm_stats, norm_layers_with_running_stats
 from .consmtl import ConsMTLLowerLevel
@@ -309,7 +309,12 @@ class MTLStep:
     # ------------------------------------------------------------------------------------------ utilities
     def losses_from(self, output: Any) -> Tensor:
         """The closure's output as a ``Tensor[K]`` in task order; malformed or non-finite losses raise."""
+        return self._split_losses(output)[0]
+
+    def _split_losses(self, output: Any) -> tuple[Tensor, list[Tensor] | None]:
+        """``(Tensor[K], the K scalar losses as returned or None)``: see :meth:`_Context.task_losses`."""
         k = self.num_tasks
+        roots = None
         if isinstance(output, Mapping):
             missing = [t for t in self.tasks if t not in output]
             unknown = [t for t in output if t not in self.tasks]
@@ -323,7 +328,8 @@ class MTLStep:
                 raise ValueError(
                     f"the closure must return {k} scalar losses (tasks {list(self.tasks)}), got {output!r}"
                 )
-            output = torch.stack([v.reshape(()) for v in output])
+            roots = [v.reshape(()) for v in output]
+            output = torch.stack(roots)
         if not isinstance(output, Tensor) or output.shape != (k,):
             shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
             raise ValueError(
@@ -335,7 +341,7 @@ class MTLStep:
         if not bool(finite.all()):
             bad = [t for t, ok in zip(self.tasks, finite.tolist()) if not ok]
             raise ValueError(f"non-finite loss for task(s) {bad}: {output.detach().tolist()}")
-        return output
+        return output, roots
 
     def end_epoch(self) -> None:
         """Forward the end of an epoch to the combiner (DWA) and the estimator's extra combiners."""
@@ -396,13 +402,14 @@ class _Context:
         self.skipped_max_norm = 0.0
         self._weighting_weights: Tensor | None = None
         self._fixed_taken = False
+        self._roots: dict[int, tuple[Tensor, list[Tensor]]] = {}
         capture = step.estimator is not None and step.estimator.needs_features
         self.losses, self.z = self._first_forward(capture)
 
     def _first_forward(self, capture: bool) -> tuple[Tensor, tuple[Tensor, ...] | None]:
         model = self._step.model
         if not capture:
-            return self._step.losses_from(self._closure(model)), None
+            return self._losses(self._closure(model)), None
         captured: list[Any] = []
         had_own = "encode" in vars(model)
         original = model.encode
@@ -415,7 +422,7 @@ class _Context:
         # shadow the method on the instance for the duration of the closure (forward -> self.encode -> here)
         model.encode = encode
         try:
-            losses = self._step.losses_from(self._closure(model))
+            losses = self._losses(self._closure(model))
         finally:
             if had_own:
                 model.encode = original
@@ -432,12 +439,66 @@ class _Context:
             raise ValueError("model.encode must return a tensor or a tuple of tensors that require grad")
         return losses, z
 
+    def _losses(self, output: Any) -> Tensor:
+        losses, roots = self._step._split_losses(output)
+        if roots is not None and losses.requires_grad:
+            self._roots[id(losses)] = (losses, roots)
+        return losses
+
+    def task_losses(self, losses: Tensor) -> list[Tensor]:
+        """The K scalar losses behind ``losses``, as separate graph roots when the closure returned them so.
+
+        A backward from ``losses[i]`` starts at ``torch.stack``, whose backward sends zero gradients into every
+        task's head; from the closure's own scalar it runs through head ``i`` only. With many or large heads
+        that is the difference between K and K^2 head backward passes per Jacobian.
+        """
+        known = self._roots.get(id(losses))
+        if known is not None and known[0] is losses:
+            return known[1]
+        return list(losses.unbind())
+
     def evaluate(self, *, grad: bool = True) -> Tensor:
         with frozen_norm_stats(self._step._norm_layers), torch.set_grad_enabled(grad):
-            return self._step.losses_from(self._closure(self._step.model))
+            return self._losses(self._closure(self._step.model))
 
-    def jacobian(self, losses: Tensor, inputs: Sequence[Tensor], *, retain_graph: bool = False) -> Tensor:
-        return jacobian(losses, list(inputs), mode=self._step.jacobian_mode, retain_graph=retain_graph)
+    def jacobian(
+        self, losses: Tensor | Sequence[Tensor], inputs: Sequence[Tensor], *, retain_graph: bool = False
+    ) -> Tensor:
+        roots = self.task_losses(losses) if isinstance(losses, Tensor) else list(losses)
+        return jacobian(roots, list(inputs), mode=self._step.jacobian_mode, retain_graph=retain_graph)
+
+    def per_task_gradients(
+        self, losses: Tensor, inputs: Sequence[Tensor], *, retain_graph: bool = False
+    ) -> tuple[Tensor, list[list[Tensor]]]:
+        """``(jacobian(losses, inputs), head_grads(losses))`` with the heads' gradients taken in the same passes.
+
+        With the looped engine, task ``i``'s backward differentiates w.r.t. ``inputs`` and head ``i`` at once,
+        which saves a second pass through every head (what makes the features mode cost about one LS step).
+        The batched engine (CUDA) computes the Jacobian in one vmapped pass and the heads in one more.
+        """
+        inputs = list(inputs)
+        numel = sum(t.numel() for t in inputs)
+        mode = self._step.jacobian_mode
+        if mode == "auto":
+            mode = choose_mode(inputs[0].device, self.num_tasks, numel)
+        if mode != "loop":
+            rows = self.jacobian(losses, inputs, retain_graph=True)
+            return rows, self.head_grads(losses, retain_graph=retain_graph)
+        # written out rather than via jacobian(): it loops over the same roots, adding each task's head
+        roots = self.task_losses(losses)
+        rows = torch.empty(self.num_tasks, numel, dtype=inputs[0].dtype, device=inputs[0].device)
+        heads = []
+        for i, head in enumerate(self.heads):
+            grads = torch.autograd.grad(
+                roots[i],
+                [*inputs, *head],
+                retain_graph=retain_graph or i < self.num_tasks - 1,
+                allow_unused=True,
+                materialize_grads=True,
+            )
+            torch.cat([g.reshape(-1) for g in grads[: len(inputs)]], out=rows[i])
+            heads.append(list(grads[len(inputs) :]))
+        return rows, heads
 
     def head_grads(self, losses: Tensor, *, retain_graph: bool = False) -> list[list[Tensor]]:
         params = [p for head in self.heads for p in head]
@@ -459,7 +520,7 @@ class _Context:
             self._weighting_weights = self._step.combiner(self.losses.detach())
         return self._weighting_weights
 
-    def fixed_weights(self) -> Tensor | None:
+    def fixed_weights(self, *, reusable: bool = True) -> Tensor | None:
         if self._fixed_taken:
             raise RuntimeError("fixed_weights() may be called once per step")
         self._fixed_taken = True
@@ -469,7 +530,7 @@ class _Context:
         if isinstance(combiner, Weighting):
             self.weights = self.weighting_weights().detach()
             return self.weights
-        weights = combiner.reusable_weights()
+        weights = combiner.reusable_weights() if reusable else None
         if weights is None:
             return None
         combiner.skip_step()
