@@ -100,13 +100,20 @@ def test_pcgrad_stops_on_the_pareto_front_where_ew_reaches_the_minimum(cagrad):
     assert stuck >= 1
 
 
-def test_table_a7_grid_runs_and_reports_missing_as_none(cagrad):
+def test_table_a7_grid_matches_single_runs_and_reports_missing_as_none(cagrad):
+    lrs = (10.0, 1.0, 0.5)
     grid = toy.table_a7(
-        methods={"EW": EW}, optimizers=("gd", "adam"), lrs=(10.0,), max_iterations=40, problem=cagrad
+        methods={"EW": EW}, optimizers=("gd", "adam"), lrs=lrs, max_iterations=80, problem=cagrad
     )
-    assert set(grid) == {("EW", "gd", 10.0), ("EW", "adam", 10.0)}
-    assert grid[("EW", "adam", 10.0)].iterations == 26  # Table A7: 26
+    assert set(grid) == {(m, o, lr) for m in ("EW",) for o in ("gd", "adam") for lr in lrs}
+    assert [grid[("EW", "adam", lr)].iterations for lr in lrs] == [26, 22, 57]  # Table A7: 26, 22, 58
     assert grid[("EW", "gd", 10.0)].iterations is None  # Table A7: '-'
+    name, hparams = EW
+    for lr in lrs:  # the batched learning rates give exactly the numbers of separate runs
+        single = toy.iterations_to_global_minimum(
+            cagrad, name, optimizer="adam", lr=lr, max_iterations=80, **hparams
+        )
+        assert single == grid[("EW", "adam", lr)]
     assert toy.Convergence(per_start=(3, None)).iterations is None
 
 

@@ -176,6 +176,7 @@ def hessian_eigenvalues(
     ``"LM"`` by magnitude. Power iteration always converges to the largest magnitudes (its result is then
     ordered by ``which``). ``tol`` is the relative accuracy (default ``10 eps`` of the parameters' dtype for
     Lanczos, ``1e-6`` for power iteration); ``seed`` fixes the start vector, so results are deterministic.
+    ARPACK needs ``k < n``: for ``k == n`` Lanczos falls back to the dense Hessian (exact, ``n`` products).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")

@@ -126,17 +126,24 @@ class Trajectory:
         return self.points[-1]
 
 
-def _check_run_args(problem: ToyProblem, optimizer: str, lr: float, iterations: int, rho: float) -> None:
+def _check_run_args(
+    problem: ToyProblem, optimizer: str, lrs: Sequence[float], iterations: int, rho: float, dtype: torch.dtype
+) -> None:
     if not isinstance(problem, ToyProblem):
         raise ValueError(f"problem must be a ToyProblem (e.g. cagrad_toy()), got {type(problem).__name__}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if not lrs:
+        raise ValueError("no learning rate given")
+    for lr in lrs:
+        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
     if not isinstance(rho, (int, float)) or isinstance(rho, bool) or not (rho >= 0 and math.isfinite(rho)):
         raise ValueError(f"rho must be a finite number >= 0, got {rho!r}")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
 
 
 def _simulate(
@@ -144,7 +151,7 @@ def _simulate(
     method: str,
     *,
     optimizer: str,
-    lr: float,
+    lrs: Sequence[float],
     iterations: int,
     starts: Sequence[Sequence[float]] | None,
     rho: float,
@@ -152,25 +159,33 @@ def _simulate(
     hparams: Mapping[str, Any],
     observe: Callable[[int, Tensor, Tensor], Tensor | None],
 ) -> None:
-    """Run the optimisation; ``observe(t, x_t, f(x_t))`` returns the mask of starts still to simulate
-    (None: all; an all-False mask stops the run)."""
-    _check_run_args(problem, optimizer, lr, iterations, rho)
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
-    points = problem.starts if starts is None else starts
-    x = torch.tensor([[float(a), float(b)] for a, b in points], dtype=dtype).requires_grad_(True)
-    combiners = [_Combiner(method, problem.num_tasks, hparams, optimizer, lr) for _ in range(x.shape[0])]
-    opt = _make_optimizer(optimizer, [x], lr)
+    """Run the optimisation for every learning rate in ``lrs`` and every start at once.
+
+    Row ``l * S + s`` is start ``s`` with ``lrs[l]``: one optimizer parameter group per learning rate, one
+    combiner per row, one batched Jacobian per step for all rows (each row is computed exactly as if it ran
+    alone: the toy functions and the optimizers act per row). ``observe(t, x_t, f(x_t))`` returns the mask of
+    rows still to simulate (None: all; an all-False mask stops the run).
+    """
+    _check_run_args(problem, optimizer, lrs, iterations, rho, dtype)
+    points = [[float(a), float(b)] for a, b in (problem.starts if starts is None else starts)]
+    leaves = [torch.tensor(points, dtype=dtype).requires_grad_(True) for _ in lrs]
+    n = len(points)
+    combiners = [
+        _Combiner(method, problem.num_tasks, hparams, optimizer, float(lr)) for lr in lrs for _ in range(n)
+    ]
+    groups = [{"params": [leaf], "lr": float(lr)} for leaf, lr in zip(leaves, lrs)]
+    opt = torch.optim.SGD(groups, lr=float(lrs[0])) if optimizer == "gd" else torch.optim.Adam(groups)
     lo = hi = None
     if problem.bounds is not None:
         lo = torch.tensor([b[0] for b in problem.bounds], dtype=dtype)
         hi = torch.tensor([b[1] for b in problem.bounds], dtype=dtype)
     for t in range(iterations + 1):
+        x = torch.cat([leaf.detach() for leaf in leaves])
         f, jac = problem.losses_and_jacobian(x)
         if t > 0:  # hook with the losses after the update (FAMO-style methods)
             for c, fs in zip(combiners, f):
                 c.after_step(fs)
-        active = observe(t, x.detach(), f)
+        active = observe(t, x, f)
         if t == iterations or (active is not None and not bool(active.any())):
             return
         if rho > 0:
@@ -179,17 +194,20 @@ def _simulate(
             mean_grad = jac.mean(dim=1)
             norm = mean_grad.norm(dim=1, keepdim=True)
             eps = torch.where(norm > 0, rho * mean_grad / torch.where(norm > 0, norm, 1.0), 0.0)
-            _, jac = problem.losses_and_jacobian(x.detach() + eps)
+            _, jac = problem.losses_and_jacobian(x + eps)
         rows = [
-            c.direction(jac[s], f[s]) if active is None or bool(active[s]) else torch.zeros(2, dtype=dtype)
-            for s, c in enumerate(combiners)
+            c.direction(jac[r], f[r]) if active is None or bool(active[r]) else torch.zeros(2, dtype=dtype)
+            for r, c in enumerate(combiners)
         ]
+        directions = torch.stack(rows)
         opt.zero_grad()
-        x.grad = torch.stack(rows)
+        for i, leaf in enumerate(leaves):
+            leaf.grad = directions[i * n : (i + 1) * n]
         opt.step()
         if lo is not None:
             with torch.no_grad():
-                x.copy_(torch.maximum(torch.minimum(x, hi), lo))
+                for leaf in leaves:
+                    leaf.copy_(torch.maximum(torch.minimum(leaf, hi), lo))
 
 
 def run_toy(
@@ -223,7 +241,7 @@ def run_toy(
         problem,
         method,
         optimizer=optimizer,
-        lr=lr,
+        lrs=[lr],
         iterations=iterations,
         starts=starts,
         rho=rho,
@@ -256,6 +274,50 @@ class Convergence:
         return max(self.per_start)  # type: ignore[type-var]
 
 
+def _first_hits(
+    problem: ToyProblem,
+    method: str,
+    *,
+    optimizer: str,
+    lrs: Sequence[float],
+    max_iterations: int,
+    tol: float,
+    starts: Sequence[Sequence[float]] | None,
+    rho: float,
+    dtype: torch.dtype,
+    hparams: Mapping[str, Any],
+) -> list[Convergence]:
+    """One :class:`Convergence` per learning rate, all learning rates simulated together."""
+    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not tol > 0:
+        raise ValueError(f"tol must be a number > 0, got {tol!r}")
+    if isinstance(max_iterations, bool) or not isinstance(max_iterations, int) or max_iterations < 0:
+        raise ValueError(f"max_iterations must be an integer >= 0, got {max_iterations!r}")
+    _, f_star = problem.global_minimum
+    n = len(problem.starts if starts is None else starts)
+    first: list[int | None] = [None] * (n * len(lrs))
+
+    def observe(t: int, x: Tensor, f: Tensor) -> Tensor:
+        gap = f.to(torch.float64).mean(dim=1) - f_star
+        for r, g in enumerate(gap.tolist()):
+            if first[r] is None and g < tol:
+                first[r] = t
+        return torch.tensor([v is None for v in first])
+
+    _simulate(
+        problem,
+        method,
+        optimizer=optimizer,
+        lrs=lrs,
+        iterations=max_iterations,
+        starts=starts,
+        rho=rho,
+        dtype=dtype,
+        hparams=hparams,
+        observe=observe,
+    )
+    return [Convergence(per_start=tuple(first[i * n : (i + 1) * n])) for i in range(len(lrs))]
+
+
 def iterations_to_global_minimum(
     problem: ToyProblem,
     method: str,
@@ -274,31 +336,19 @@ def iterations_to_global_minimum(
     Start ``s`` reaches it at the first ``t`` with ``objective(x_t) - objective(x*) < tol``. A start stops
     being simulated once it got there and the run stops when all did, so converging settings are cheap.
     """
-    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not tol > 0:
-        raise ValueError(f"tol must be a number > 0, got {tol!r}")
-    _, f_star = problem.global_minimum
-    first: list[int | None] = [None] * len(problem.starts if starts is None else starts)
-
-    def observe(t: int, x: Tensor, f: Tensor) -> Tensor:
-        gap = f.to(torch.float64).mean(dim=1) - f_star
-        for s, g in enumerate(gap.tolist()):
-            if first[s] is None and g < tol:
-                first[s] = t
-        return torch.tensor([v is None for v in first])
-
-    _simulate(
+    (result,) = _first_hits(
         problem,
         method,
         optimizer=optimizer,
-        lr=lr,
-        iterations=max_iterations,
+        lrs=[lr],
+        max_iterations=max_iterations,
+        tol=tol,
         starts=starts,
         rho=rho,
         dtype=dtype,
         hparams=hparams,
-        observe=observe,
     )
-    return Convergence(per_start=tuple(first))
+    return result
 
 
 def table_a7(
@@ -312,17 +362,28 @@ def table_a7(
 ) -> dict[tuple[str, str, float], Convergence]:
     """Seed 001 Table A7 (Table 1 is its subset lr in {10, 1, 0.1, 0.01, 0.001}) on CAGrad's toy.
 
-    Returns ``{(method label, optimizer, lr): Convergence}``. Non-converging settings run the whole budget:
-    on one CPU core the full grid takes hours, so callers (the pipeline) should run cells in parallel.
+    Returns ``{(method label, optimizer, lr): Convergence}``, the same numbers as
+    :func:`iterations_to_global_minimum` cell by cell. All learning rates of a (method, optimizer) pair run in
+    one batched simulation; a pair with a non-converging cell runs the whole budget, so the full grid takes
+    tens of minutes to hours on one core: callers (the pipeline) may run the pairs in parallel.
     """
     problem = problem or cagrad_toy()
     out = {}
     for label, (name, hparams) in methods.items():
         for opt in optimizers:
-            for lr in lrs:
-                out[(label, opt, float(lr))] = iterations_to_global_minimum(
-                    problem, name, optimizer=opt, lr=lr, max_iterations=max_iterations, tol=tol, **hparams
-                )
+            results = _first_hits(
+                problem,
+                name,
+                optimizer=opt,
+                lrs=lrs,
+                max_iterations=max_iterations,
+                tol=tol,
+                starts=None,
+                rho=0.0,
+                dtype=torch.float32,
+                hparams=hparams,
+            )
+            out.update({(label, opt, float(lr)): r for lr, r in zip(lrs, results)})
     return out
 
 
