@@ -34,7 +34,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if (args.config is None) == (args.run is None):
         return _fail("give either a config file or --run <id> (with --profile)")
-    if args.run is not None:
+    if args.run is not None and args.params:
+        from mtl_pipelines import dvc
+
+        config = cfg.resolve(dvc.run_config(args.params, args.run), f"{args.params}:runs.{args.run}")
+        if not args.run_dir:
+            return _fail("--params needs --run-dir")
+        run_dir = Path(args.run_dir)
+    elif args.run is not None:
         profile = grid.load_profile(args.profile)
         runs = grid.expand(profile)
         if args.run not in runs:
@@ -177,6 +184,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("config", nargs="?", help="YAML run config (see pipelines/README.md)")
     s.add_argument("--run", help="instead of a config file: a run id of the grid (mtl grid lists them)")
     s.add_argument("--profile", default="default", help=profile_help)
+    s.add_argument("--params", help="with --run: read the run's config from this generated params.yaml (DVC)")
     s.add_argument("--run-dir", help="output directory (default results/runs/<name>-<hash>)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_train)

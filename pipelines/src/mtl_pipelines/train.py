@@ -41,6 +41,7 @@ METRICS = "metrics.jsonl"
 DIAGNOSTICS = "diagnostics.jsonl"
 FINAL = "final.json"
 CONFIG = "config.yaml"
+CURVES = "curves.json"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -67,13 +68,17 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
     random.setstate(state["python"])
 
 
-def _optimizer(cfg: Mapping[str, Any], params: list[nn.Parameter]) -> torch.optim.Optimizer:
+def _optimizer_factory(cfg: Mapping[str, Any]) -> Callable[[list[Any]], torch.optim.Optimizer]:
     name, lr, wd = cfg["name"], cfg["lr"], cfg["weight_decay"]
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=cfg["momentum"], weight_decay=wd)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+
+    def make(params: list[Any]) -> torch.optim.Optimizer:
+        if name == "sgd":
+            return torch.optim.SGD(params, lr=lr, momentum=cfg["momentum"], weight_decay=wd)
+        if name == "adamw":
+            return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+
+    return make
 
 
 def _schedule(cfg: Mapping[str, Any], optimizer: torch.optim.Optimizer, epochs: int) -> Any:
@@ -109,31 +114,19 @@ def evaluate_model(model: nn.Module, split: Split, batch_size: int) -> dict[str,
 
 
 def gradient_diagnostics(grads: Tensor) -> dict[str, Any]:
-    """Pairwise cosine and magnitude similarity of per-task gradients and the condition number of the
-    gradient system (seed 001 Fig. 3; seed 003 sec. 4: ``kappa = sigma_max / sigma_min`` of G).
+    """Pairwise cosine and magnitude similarity of the per-task gradients, the share of conflicting pairs and
+    the condition number of the gradient system (seed 001 Fig. 3, seed 000 Fig. 3, seed 003 eq. (2)), from
+    :func:`mtl_core.analysis.gradient_system_report`."""
+    from mtl_core.analysis import gradient_system_report, upper_triangle
 
-    Uses :mod:`mtl_core.analysis` when it provides ``gradient_diagnostics``.
-    """
-    try:
-        from mtl_core.analysis import gradient_diagnostics as core_diagnostics  # type: ignore[import-not-found]
-    except ImportError:
-        core_diagnostics = None
-    if core_diagnostics is not None:
-        return dict(core_diagnostics(grads))
-    g = grads.detach().double()
-    gram = g @ g.T
-    norms = gram.diagonal().clamp_min(0).sqrt()
-    k = g.shape[0]
-    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
-    cos = [float(gram[i, j] / (norms[i] * norms[j]).clamp_min(1e-300)) for i, j in pairs]
-    mag = [float(2 * norms[i] * norms[j] / (norms[i] ** 2 + norms[j] ** 2).clamp_min(1e-300)) for i, j in pairs]
-    singular = torch.linalg.svdvals(g)
-    cond = float(singular[0] / singular[-1]) if singular[-1] > 0 else math.inf
+    report = gradient_system_report(grads.detach())
     return {
-        "cosine": cos,
-        "magnitude_similarity": mag,
-        "condition_number": cond,
-        "grad_norms": [float(n) for n in norms],
+        "cosine": [float(v) for v in upper_triangle(report.cosine)],
+        "magnitude_similarity": [float(v) for v in upper_triangle(report.magnitude)],
+        "conflicting_pair_share": float(report.conflicting_pair_share),
+        "condition_number": float(report.condition_number_nonzero),
+        "rank": int(report.rank),
+        "grad_norms": [float(v) for v in grads.detach().double().norm(dim=1)],
     }
 
 
@@ -201,10 +194,9 @@ def train(
     tasks = train_split.tasks
     specs = {t: train_split.dataset.tasks[t] for t in tasks}
     model = _model(config, train_split)
-    step = methods.build(config["method"]["name"], config["method"]["options"], model, tasks)
-    extra = list(getattr(step, "extra_parameters", list)())
-    optimizer = _optimizer(config["optimizer"], [p for p in model.parameters() if p.requires_grad] + extra)
-    scheduler = _schedule(config["schedule"], optimizer, tcfg["epochs"])
+    step = methods.build(config["method"]["name"], config["method"]["options"], model, tasks,
+                         _optimizer_factory(config["optimizer"]))
+    schedulers = [_schedule(config["schedule"], opt, tcfg["epochs"]) for opt in step.optimizers]
 
     checkpoint = run_dir / CHECKPOINT
     history: list[dict[str, Any]] = []
@@ -215,9 +207,9 @@ def train(
         if state["config_hash"] != config_hash(config):
             raise ConfigError(f"{checkpoint} belongs to another config; delete it to start over")
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step.load_state_dict(state["method"])
+        step.load_state_dict(state["method"])  # combiner, estimator and optimiser states
+        for scheduler, saved in zip(schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
         _set_rng_state(state["rng"])
         history, diagnostics = state["history"], state["diagnostics"]
         start_epoch = state["epoch"] + 1
@@ -267,20 +259,16 @@ def train(
 
                 grads = mtl_core.jacobian(closure(), shared)
                 diagnostics.append({"epoch": epoch + 1, "step": global_step + 1, **gradient_diagnostics(grads)})
-            optimizer.zero_grad(set_to_none=True)
-            losses = step(closure)
-            optimizer.step()
-            if getattr(step, "needs_losses_after_step", False):
-                with torch.no_grad():
-                    step.after_step(closure())
+            losses = step.step(lambda _model, closure=closure: closure()).losses
             n = batch_size_of(x)
             loss_sum += losses.double() * n
             seen += n
             steps += 1
             global_step += 1
         step.end_epoch()
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
+        lr = step.optimizers[0].param_groups[0]["lr"]
+        for scheduler in schedulers:
+            scheduler.step()
         record = {
             "epoch": epoch + 1,
             "steps": steps,
@@ -295,8 +283,7 @@ def train(
             "epoch": epoch,
             "config_hash": config_hash(config),
             "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
+            "schedulers": [scheduler.state_dict() for scheduler in schedulers],
             "method": step.state_dict(),
             "rng": _rng_state(),
             "history": history,
@@ -305,6 +292,7 @@ def train(
         with io.atomic_open(checkpoint, "wb") as f:
             torch.save(state, f)
         io.write_jsonl(run_dir / METRICS, history)
+        io.write_json(run_dir / CURVES, curves(history))
         if diagnostics:
             io.write_jsonl(run_dir / DIAGNOSTICS, diagnostics)
         bar.set_postfix(loss=f"{float(loss_sum.sum() / max(seen, 1)):.4g}")
@@ -314,6 +302,19 @@ def train(
     result = summarize(config, history)
     io.write_json(final_path, result)
     return result
+
+
+def curves(history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Flat per-epoch records (``train_loss/<task>``, ``val/<task>/<metric>``, ``test/...``) for plotting
+    (``dvc plots show``)."""
+    out = []
+    for record in history:
+        row: dict[str, float] = {"epoch": record["epoch"], "lr": record["lr"]}
+        row.update({f"train_loss/{t}": v for t, v in record["train_loss"].items()})
+        for part in ("val", "test"):
+            row.update({f"{part}/{t}/{m}": v for t, ms in record[part].items() for m, v in ms.items()})
+        out.append(row)
+    return out
 
 
 def summarize(config: Mapping[str, Any], history: list[dict[str, Any]]) -> RunResult:
