@@ -105,7 +105,9 @@ def stl_mtl_gradient_pairs(
     (the loss of every sample, e.g. the pixel mean per image). ``inputs(batch)`` is what ``model.encode``
     takes (default: ``batch[0]`` for an ``(x, targets)`` pair, else the batch itself, e.g. a PyG batch).
     At most ``max_items`` samples and tasks are drawn with ``generator`` (seed 001 A3.2: eight); ``tasks``
-    restricts the candidate tasks. One backward per (task, sample) loss, at most ``max_items**2``.
+    restricts the candidate tasks. One backward per (task, sample) loss, at most ``max_items**2``. Every
+    sample must carry a loss for every task (single-input MTL): for multi-input batches, where each task
+    has its own samples, the "same sample, different tasks" pairs do not exist.
 
     With ``eval_mode`` (default) the forward runs in ``eval()`` and the model's mode is restored afterwards:
     BatchNorm then neither couples the samples of the batch (each gradient is that of its own sample) nor

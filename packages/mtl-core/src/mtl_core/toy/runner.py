@@ -28,7 +28,9 @@ from .problems import ToyProblem, cagrad_toy, samo_toy
 OPTIMIZERS = ("gd", "adam")
 
 #: the methods of seed 001 Table A7 as mtl_core methods with the CAGrad toy script's conventions: EW is the
-#: mean gradient, PCGrad averages the projected gradients, CAGrad uses c = 0.5 and divides by 1 + c
+#: mean gradient, PCGrad averages the projected gradients, CAGrad uses c = 0.5 and divides by 1 + c. The
+#: reference CAGrad also adds 1e-4 inside its norms (mtl_core's is exact): with plain GD, whose step length
+#: follows the direction's norm, its rows differ from Table A7 (Adam rows agree).
 TABLE_A7_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "EW": ("ls", {"task_weights": [0.5, 0.5]}),
     "PCGrad": ("pcgrad", {"reduction": "mean"}),
