@@ -691,7 +691,13 @@ def build(
         if study.get("note"):
             lines += [study["note"], ""]
         tables: list[Table] = []
-        if runs:
+        if study["builder"] == "probe" and not missing:
+            from mtl_pipelines.probes import PROBES
+
+            results = load_results(profile, {r.run_id: r for r in runs}) if runs else {}
+            tables = PROBES[study["figure"]["probe"]](study, profile, runs, results)
+            lines += [t.markdown() for t in tables]
+        elif runs:
             results = load_results(profile, {r.run_id: r for r in runs})
             tables = BUILDERS[study["builder"]](study, runs, results)
             figures = _figures(study, runs, results, out) if write_studies else []
