@@ -1,4 +1,5 @@
 # The grid of the chosen profile (single source of truth shared with `mtl dvc`): runs, studies, paths.
+import os
 import shlex
 import sys
 

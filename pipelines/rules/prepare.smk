@@ -7,11 +7,14 @@ rule prepare:
     benchmark:
         f"{RESULTS}/benchmarks/prepare/{{benchmark}}.tsv"
     params:
+        mtl=MTL,
         profile=config["profile"],
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
         gpu=0,
+    conda:
+        "../envs/mtl.yaml"
     shell:
-        "{MTL} prepare {wildcards.benchmark} --profile {params.profile} --stamp {output} > {log} 2>&1"
+        "{params.mtl} prepare {wildcards.benchmark} --profile {params.profile} --stamp {output} > {log} 2>&1"

@@ -9,14 +9,17 @@ rule report_study:
     log:
         f"{LOGS}/report/{{study}}.log",
     params:
+        mtl=MTL,
         profile=config["profile"],
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
         gpu=0,
+    conda:
+        "../envs/mtl.yaml"
     shell:
-        "{MTL} report {wildcards.study} --profile {params.profile} > {log} 2>&1"
+        "{params.mtl} report {wildcards.study} --profile {params.profile} > {log} 2>&1"
 
 
 rule report_index:
@@ -29,14 +32,17 @@ rule report_index:
     log:
         f"{LOGS}/report/index.log",
     params:
+        mtl=MTL,
         profile=config["profile"],
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
         gpu=0,
+    conda:
+        "../envs/mtl.yaml"
     shell:
-        "{MTL} report index --profile {params.profile} > {log} 2>&1"
+        "{params.mtl} report index --profile {params.profile} > {log} 2>&1"
 
 
 rule reproduce_tables:

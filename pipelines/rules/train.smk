@@ -11,16 +11,19 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{run}}.tsv"
     params:
-        run_dir=f"{RESULTS}/runs/{{run}}",
+        mtl=MTL,
+        run_dir=lambda wildcards, output: os.path.dirname(output.final),
         profile=config["profile"],
     threads: 1
     resources:
         mem_mb=config["mem_mb"],
         runtime=config["runtime_min"],
         gpu=config["gpus"],
+    conda:
+        "../envs/mtl.yaml"
     shell:
         # The run id ends with the hash of its resolved config: a changed study or profile is a new run.
-        "{MTL} train --profile {params.profile} --run {wildcards.run} --run-dir {params.run_dir} --quiet > {log} 2>&1"
+        "{params.mtl} train --profile {params.profile} --run {wildcards.run} --run-dir {params.run_dir} --quiet > {log} 2>&1"
 
 
 rule evaluate:
@@ -35,12 +38,15 @@ rule evaluate:
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{run}}.tsv"
     params:
-        run_dir=f"{RESULTS}/runs/{{run}}",
-        stl=lambda wildcards, input: " ".join(str(p).rsplit("/", 1)[0] for p in input.stl),
+        mtl=MTL,
+        run_dir=lambda wildcards, input: os.path.dirname(input.final),
+        stl=lambda wildcards, input: " ".join(os.path.dirname(p) for p in input.stl),
     threads: 1
     resources:
         mem_mb=config["mem_mb"],
         runtime=config["runtime_min"],
         gpu=config["gpus"],
+    conda:
+        "../envs/mtl.yaml"
     shell:
-        "{MTL} evaluate {params.run_dir} --quiet --stl {params.stl} > {log} 2>&1"
+        "{params.mtl} evaluate {params.run_dir} --quiet --stl {params.stl} > {log} 2>&1"
