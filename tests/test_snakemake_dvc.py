@@ -1,0 +1,116 @@
+"""Snakemake and DVC on the smoke profile: lint, every rule runs, same tables from both tools, `dvc repro`
+twice is a no-op, push/pull to a local remote restores the checkpoints bit-identically, and the committed
+dvc.yaml/params.yaml are what the studies generate.
+
+The smoke workflow (8 runs on 8 stand-in images) is executed once per tool in temporary directories
+(module-scoped fixtures); the whole file takes a few minutes on 2 cores, so it is marked slow.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mtl_pipelines import dvc, grid
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+REPORTS = "reports/smoke"
+
+pytestmark = pytest.mark.slow
+
+
+def _run(command: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def _tables(root: Path) -> dict[str, list[dict[str, str]]]:
+    """Every study CSV of a report, without the machine-dependent timing study."""
+    out = {}
+    for path in sorted((root / REPORTS).glob("*/table.csv")):
+        if grid.load_studies()[path.parent.name]["builder"] == "cost":
+            continue
+        out[path.parent.name] = list(csv.DictReader(path.open()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def snakemake_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("snakemake")
+    _run([str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2", "reproduce_tables",
+          "--configfile", str(REPO / "pipelines/configs/snakemake.yaml"), "--config", "profile=smoke"], REPO)
+    return work
+
+
+@pytest.fixture(scope="module")
+def dvc_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("dvc")
+    _run(["git", "init", "-q"], work)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], work)
+    _run([str(BIN / "dvc"), "init", "-q"], work)
+    dvc.write("smoke", work)
+    _run([str(BIN / "dvc"), "repro", "-q"], work)
+    return work
+
+
+def test_snakemake_lint_is_clean() -> None:
+    done = _run([str(BIN / "snakemake"), "--lint", "--config", "profile=smoke"], REPO, timeout=300)
+    assert "in a good condition" in done.stdout + done.stderr
+
+
+def test_snakemake_runs_every_rule(snakemake_dir: Path) -> None:
+    studies = grid.load_profile("smoke")["studies"]
+    for study in studies:
+        for ext in ("md", "tex", "csv"):
+            assert (snakemake_dir / REPORTS / study / f"table.{ext}").stat().st_size > 0
+    index = (snakemake_dir / REPORTS / "index.md").read_text()
+    assert all(s in index for s in studies) and "stand-in" in index
+    assert (snakemake_dir / REPORTS / "index.html").read_text().startswith("<!doctype html>")
+    logs = {p.parent.name for p in (snakemake_dir / "results/smoke/logs").glob("*/*.log")}
+    assert logs == {"prepare", "train", "evaluate", "report"}
+    assert list((snakemake_dir / "results/smoke/benchmarks/train").glob("*.tsv"))
+    # published numbers are shown beside ours in the results table
+    table = (snakemake_dir / REPORTS / "004_table2/table.md").read_text()
+    assert "(75.18)" in table and "Δm%" in table
+
+
+def test_snakemake_and_dvc_give_the_same_tables(snakemake_dir: Path, dvc_dir: Path) -> None:
+    ours, theirs = _tables(snakemake_dir), _tables(dvc_dir)
+    assert ours and ours == theirs
+
+
+def test_dvc_repro_twice_is_a_noop(dvc_dir: Path) -> None:
+    before = {p: p.stat().st_mtime_ns for p in (dvc_dir / "results").rglob("*.pt")}
+    done = _run([str(BIN / "dvc"), "repro"], dvc_dir)
+    assert "up to date" in done.stdout
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert "final.json" in _run([str(BIN / "dvc"), "metrics", "show"], dvc_dir).stdout
+
+
+def test_dvc_push_pull_restores_checkpoints_bit_identical(dvc_dir: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    _run([str(BIN / "dvc"), "remote", "add", "-f", "-d", "local", str(remote)], dvc_dir)
+    _run([str(BIN / "dvc"), "push", "-q"], dvc_dir)
+    checkpoints = sorted((dvc_dir / "results").rglob("checkpoint.pt"))
+    assert checkpoints
+    digests = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in checkpoints}
+    for p in checkpoints:
+        p.unlink()
+    shutil.rmtree(dvc_dir / ".dvc" / "cache")
+    _run([str(BIN / "dvc"), "pull", "-q"], dvc_dir)
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in checkpoints} == digests
+
+
+def test_committed_dvc_files_are_generated_from_the_studies() -> None:
+    stale = dvc.check("default", REPO)
+    assert not stale, f"{stale} out of date: run `mtl dvc --profile default` at the repo root"
