@@ -21,6 +21,7 @@ REFERENCE = {
     "mtan/nyuv2": (44_117_184, {"segmentation": 37_773, "depth": 36_993, "normal": 37_123}),
     "mtan/cityscapes": (41_132_608, {"segmentation": 37_383, "depth": 36_993}),
     "deeplabv3/nyuv2": (23_508_032, {"segmentation": 16_128_781, "depth": 16_125_697, "normal": 16_126_211}),
+    "deeplabv3/cityscapes": (23_508_032, {"segmentation": 16_127_239, "depth": 16_125_697}),
     "pspnet/nyuv2": (23_508_032, {"segmentation": 23_080_461, "depth": 23_074_305, "normal": 23_075_331}),
     "pspnet/cityscapes3": (23_508_032, {"segmentation": 23_083_539, "instance": 23_074_818, "disparity": 23_074_305}),
     "resnet18_multimnist/multimnist": (11_221_540, {"left": 1_010, "right": 1_010}),
