@@ -416,6 +416,11 @@ def test_nash_mtl_reuses_its_weights_without_a_jacobian():
     assert counter.backwards == 4  # one backward of sum_i w_i L_i instead of K
     torch.testing.assert_close(second.weights, alpha * factor)
     direction = direction * factor
+    # the heads get the clipped weights too, as on a step that computes the Jacobian
+    head_before = [p.detach().clone() for p in reference.heads["t1"].parameters()]
+    head_grads = torch.autograd.grad(losses[1], list(reference.heads["t1"].parameters()), retain_graph=True)
+    for p, b, g in zip(model.heads["t1"].parameters(), head_before, head_grads):
+        torch.testing.assert_close(b - p.detach(), second.weights[1] * g, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(before - shared_flat(model), direction, rtol=1e-9, atol=1e-12)
     step.step(closure_for(x, y))
     assert counter.backwards == 7  # the third step recomputes the weights
@@ -509,11 +514,21 @@ def test_per_task_backwards_run_through_their_own_head_only():
         preds = model(x)
         return {t: ((preds[t] - y[:, i]) ** 2).mean() for i, t in enumerate(model.tasks)}
 
+    def count_head_passes(model):
+        """calls[i]: backward passes through head i's output (any pass through the head reaches it)."""
+        calls = [0] * len(model.tasks)
+
+        def on_forward(module, args, out, i):
+            if out.requires_grad:
+                out.register_hook(lambda grad: calls.__setitem__(i, calls[i] + 1))
+
+        for i, t in enumerate(model.tasks):
+            model.heads[t][-1].register_forward_hook(functools.partial(on_forward, i=i))
+        return calls
+
     def head_passes(method, closure):
         model = TinyMTL(3)
-        calls = [0, 0, 0]
-        for i, t in enumerate(model.tasks):
-            model.heads[t][0].register_full_backward_hook(lambda m, gi, go, i=i: calls.__setitem__(i, calls[i] + 1))
+        calls = count_head_passes(model)
         MTLStep(model, method, SGD).step(closure)
         return calls, params_of(model)
 
@@ -524,13 +539,16 @@ def test_per_task_backwards_run_through_their_own_head_only():
     assert slow == [6, 6, 6]
     torch.testing.assert_close(fast_params, slow_params, rtol=1e-12, atol=1e-14)
     assert head_passes("features+mgda", separate)[0] == [1, 1, 1]
-    assert head_passes("consmtl", separate)[0] == [1, 1, 1]  # double-backward passes are not module calls
+    # known weights: one backward of sum_i w_i L_i also gives the (weighted) heads, like LS
+    assert head_passes("exact+ls", separate)[0] == [1, 1, 1]
+    assert head_passes("features+uw", separate)[0] == [1, 1, 1]
+    assert head_passes("sam+ls", separate)[0] == [2, 2, 2]  # the ascent gradient, then the perturbed point
+    assert head_passes("sam+uw", separate)[0] == [3, 3, 3]  # unit heads with weights != 1: one more pass
+    assert head_passes("consmtl", separate)[0] == [2, 2, 2]  # + the lower level's double backward
 
     # mtl_core.jacobian itself: a list of losses loops over the task roots
     model = TinyMTL(3)
-    calls = [0, 0, 0]
-    for i, t in enumerate(model.tasks):
-        model.heads[t][0].register_full_backward_hook(lambda m, gi, go, i=i: calls.__setitem__(i, calls[i] + 1))
+    calls = count_head_passes(model)
     losses = list(separate(model).values())
     rows = mtl_core.jacobian(losses, list(model.shared_parameters()), mode="loop", retain_graph=True)
     assert calls == [1, 1, 1]

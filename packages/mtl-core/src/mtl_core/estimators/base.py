@@ -27,13 +27,15 @@ class Estimate:
     (one tensor per head parameter); the step scales it by the head weight it was configured with.
     ``rows``: the ``[K, n]`` per-task gradients the direction was combined from, when they were formed
     (needed for one optimiser per task). ``head_extra[i]``: an extra head gradient added after scaling
-    (ConsMTL's lower level).
+    (ConsMTL's lower level). ``heads_scale``: set when ``head_grads`` already carry the step's head weights
+    (``StepContext.weighted_gradients``), which were these weights.
     """
 
     direction: Tensor
     head_grads: list[list[Tensor]]
     rows: Tensor | None = None
     head_extra: list[list[Tensor]] | None = None
+    heads_scale: Tensor | None = None
 
 
 @runtime_checkable
@@ -84,6 +86,11 @@ class StepContext(Protocol):
         self, losses: Tensor, inputs: Sequence[Tensor], *, retain_graph: bool = False
     ) -> tuple[Tensor, list[list[Tensor]]]:
         """``(jacobian(losses, inputs), head_grads(losses))``, fused into one pass per task where possible."""
+        ...
+
+    def weighted_gradients(self, losses: Tensor, weights: Tensor, *, retain_graph: bool = False) -> Estimate:
+        """The estimate for known weights: ``d = grad sum_i w_i L_i`` (= ``w @ G``) by one backward, and the
+        heads' gradients under the step's head rule, taken in the same pass where the rule allows."""
         ...
 
     def head_grads(self, losses: Tensor, *, retain_graph: bool = False) -> list[list[Tensor]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ._perturb import flat, grads_of
 from ._registry import ESTIMATORS
 from .base import Estimate, Estimator, StepContext
 
@@ -21,7 +20,6 @@ class Exact(Estimator):
         losses = ctx.losses
         weights = ctx.fixed_weights()
         if weights is not None:
-            direction = flat(grads_of((weights.to(losses.dtype) * losses).sum(), ctx.shared, retain_graph=True))
-            return Estimate(direction, ctx.head_grads(losses), None)
+            return ctx.weighted_gradients(losses, weights)
         rows, heads = ctx.per_task_gradients(losses, ctx.shared)
         return Estimate(ctx.combine(rows), heads, rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..gradients import unflatten_like
-from ._perturb import flat, grads_of
+from ._perturb import flat
 from ._registry import ESTIMATORS
 from .base import Estimate, Estimator, StepContext
 
@@ -29,8 +29,7 @@ class Features(Estimator):
         losses, z = ctx.losses, ctx.z
         weights = ctx.fixed_weights(reusable=False)
         if weights is not None:  # a weighting: w @ J_z back-propagated through the encoder is LS's backward
-            direction = flat(grads_of((weights.to(losses.dtype) * losses).sum(), ctx.shared, retain_graph=True))
-            return Estimate(direction, ctx.head_grads(losses), None)
+            return ctx.weighted_gradients(losses, weights)
         z_rows, heads = ctx.per_task_gradients(losses, z, retain_graph=True)
         z_direction = ctx.combine(z_rows)
         grads = torch.autograd.grad(

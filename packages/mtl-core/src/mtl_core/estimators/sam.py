@@ -8,7 +8,7 @@ import torch
 
 from .._checks import check_positive
 from ..gradients import unflatten_like
-from ._perturb import ascent_step, flat, grads_of, perturbed
+from ._perturb import ascent_step, grads_of, perturbed
 from ._registry import ESTIMATORS
 from .base import Estimate, Estimator, StepContext
 
@@ -53,8 +53,7 @@ class GlobalSAM(Estimator):
             losses = ctx.evaluate()
             weights = ctx.fixed_weights()
             if weights is not None:
-                direction = flat(grads_of((weights.to(losses.dtype) * losses).sum(), shared, retain_graph=True))
-                return Estimate(direction, ctx.head_grads(losses), None)
+                return ctx.weighted_gradients(losses, weights)
             rows, head_grads = ctx.per_task_gradients(losses, shared)
         return Estimate(ctx.combine(rows), head_grads, rows)
 

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from .. import aggregators, estimators, weightings
 from ..aggregators.base import Aggregator
+from ..estimators._perturb import flat, grads_of
 from ..estimators.base import Estimate, Estimator
 from ..gradients import MODES, choose_mode, combine, jacobian, unflatten_like
 from ..weightings.base import Weighting
@@ -225,6 +226,8 @@ class MTLStep:
                     factor = ctx.skipped_max_norm / norm
                     estimate.direction = estimate.direction * factor
                     ctx.weights = ctx.weights * factor  # keep d = w @ G, as the aggregator does
+                    if estimate.heads_scale is not None and self.head_weights == "combiner":
+                        estimate.head_grads = [[g * factor for g in head] for head in estimate.head_grads]
             self._learnable_weighting_grads(ctx)
             weights = ctx.weights
             if self.per_task_optimizers:
@@ -246,7 +249,7 @@ class MTLStep:
         return weights[i]
 
     def _head_grad(self, estimate: Estimate, weights: Tensor | None, i: int) -> list[Tensor]:
-        scale = self._head_scale(weights, i)
+        scale = None if estimate.heads_scale is not None else self._head_scale(weights, i)
         grads = estimate.head_grads[i]
         if scale is not None:
             grads = [g * scale.to(g.dtype) for g in grads]
@@ -405,6 +408,8 @@ class _Context:
         self._roots: dict[int, tuple[Tensor, list[Tensor]]] = {}
         capture = step.estimator is not None and step.estimator.needs_features
         self.losses, self.z = self._first_forward(capture)
+        if not self.losses.requires_grad:
+            raise ValueError("the closure's losses do not require grad: is step() running under torch.no_grad()?")
 
     def _first_forward(self, capture: bool) -> tuple[Tensor, tuple[Tensor, ...] | None]:
         model = self._step.model
@@ -499,6 +504,20 @@ class _Context:
             torch.cat([g.reshape(-1) for g in grads[: len(inputs)]], out=rows[i])
             heads.append(list(grads[len(inputs) :]))
         return rows, heads
+
+    def weighted_gradients(self, losses: Tensor, weights: Tensor, *, retain_graph: bool = False) -> Estimate:
+        total = (weights.to(losses.dtype) * losses).sum()
+        shared = list(self.shared)
+        if self._step.head_weights == "unit" and not bool((weights == 1).all()):
+            direction = flat(grads_of(total, shared, retain_graph=True))
+            return Estimate(direction, self.head_grads(losses, retain_graph=retain_graph))
+        # heads weighted by w: the same backward gives them (one pass through every head, like LS)
+        grads = grads_of(total, [*shared, *(p for head in self.heads for p in head)], retain_graph=retain_graph)
+        heads, start = [], len(shared)
+        for head in self.heads:
+            heads.append(grads[start : start + len(head)])
+            start += len(head)
+        return Estimate(flat(grads[: len(shared)]), heads, heads_scale=weights)
 
     def head_grads(self, losses: Tensor, *, retain_graph: bool = False) -> list[list[Tensor]]:
         params = [p for head in self.heads for p in head]
