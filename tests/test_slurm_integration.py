@@ -51,16 +51,20 @@ def _skip_reason() -> str | None:
     return None
 
 
-def _env() -> dict[str, str]:
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The test interpreter's bin first on PATH: jobs run `python`, `snakemake` and `dvc` from it."""
-    env = dict(os.environ)
+    env = {**os.environ, **(extra or {})}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("SLURM_CONF", None)
     return env
 
 
-def _sh(*args: str | Path, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+def _sh(
+    *args: str | Path, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=_env(env), capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +89,12 @@ def local_slurm():
 
 
 def _snakemake(workdir: Path, *args: str, snakefile: Path, timeout: float = 400) -> str:
+    # The studies and profiles of the workflow copy, not of the installed checkout (which may be edited
+    # while the test runs): Slurm jobs re-plan the grid and must see the same run ids as the submitter.
+    configs = {"MTL_PIPELINES_CONFIGS": str(workdir / "pipelines" / "configs")}
     res = _sh(
         sys.executable, "-m", "snakemake", "--snakefile", snakefile, "--directory", workdir, *args,
-        cwd=workdir, timeout=timeout,
+        cwd=workdir, timeout=timeout, env=configs,
     )  # fmt: skip
     log = res.stdout + res.stderr
     assert res.returncode == 0, f"snakemake {' '.join(args)} failed:\n{log[-6000:]}"
@@ -135,6 +142,50 @@ def test_fixture_workflow_runs_every_job_through_slurm_like_locally(local_slurm,
     assert table == (local / "reports" / "table.csv").read_bytes()
     assert table.count(b"\n") == 3  # header + one row per seed
     print(f"fixture workflow through Slurm: {len(jobs)} jobs in {slurm_s:.0f} s")
+
+
+# A deterministic smoke study touching every rule kind but the index (002_fig4 measures wall time).
+SMOKE_STUDY = "004_table2"
+
+
+def _workflow_copy(dest: Path) -> Path:
+    """The checkout's workflow files without any results, so the test never touches the user's results/."""
+    dest.mkdir()
+    shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
+    for sub in ("configs", "rules", "schemas"):
+        shutil.copytree(ROOT / "pipelines" / sub, dest / "pipelines" / sub)
+    return dest
+
+
+def test_smoke_study_through_slurm_gives_the_tables_of_the_local_run(local_slurm, tmp_path):
+    via_slurm = _workflow_copy(tmp_path / "slurm")
+    local = _workflow_copy(tmp_path / "local")
+    target = f"reports/smoke/{SMOKE_STUDY}/table.csv"
+    t0 = time.monotonic()
+    # --config takes every following word: keep it last.
+    log = _snakemake(
+        via_slurm, target, "--profile", str(PROFILE), *SLURM_TEST_ARGS, "--config", "profile=smoke",
+        snakefile=via_slurm / "Snakefile", timeout=900,
+    )  # fmt: skip
+    slurm_s = time.monotonic() - t0
+    t0 = time.monotonic()
+    _snakemake(local, target, "--cores", "2", "--config", "profile=smoke", snakefile=local / "Snakefile")
+    local_s = time.monotonic() - t0
+
+    jobs = _slurm_job_ids(log)
+    dry = _snakemake(
+        local, target, "--forceall", "--dry-run", "--config", "profile=smoke", snakefile=local / "Snakefile"
+    )
+    expected = re.findall(r"^rule (\w+):", dry, re.M)
+    assert sorted(jobs.values()) == sorted(expected), (jobs, expected)
+    assert {"prepare", "train", "evaluate", "report_study"} <= set(jobs.values())
+    states = _squeue_states(jobs)
+    assert {states[j][0] for j in jobs} == {"COMPLETED"}, states
+
+    for name in ("table.csv", "table.md", "table.tex"):
+        produced = (via_slurm / "reports" / "smoke" / SMOKE_STUDY / name).read_bytes()
+        assert produced == (local / "reports" / "smoke" / SMOKE_STUDY / name).read_bytes(), name
+    print(f"{SMOKE_STUDY} smoke: {len(jobs)} Slurm jobs in {slurm_s:.0f} s, local run {local_s:.0f} s")
 
 
 def test_dvc_repro_sbatch_wrapper_runs_the_dag_in_one_allocation(local_slurm, tmp_path, monkeypatch):
