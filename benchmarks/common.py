@@ -70,9 +70,12 @@ class Problem:
         return list(self.heads.parameters())
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        z, losses = self.forward_list()
+        return z, torch.stack(losses)
+
+    def forward_list(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
         z = self.encoder(self.x)
-        losses = torch.stack([nn.functional.mse_loss(h(z), t) for h, t in zip(self.heads, self.targets)])
-        return z, losses
+        return z, [nn.functional.mse_loss(h(z), t) for h, t in zip(self.heads, self.targets)]
 
 
 def sync(device: torch.device) -> None:

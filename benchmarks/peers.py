@@ -7,6 +7,9 @@ LibMTL 1.1.5 needs two run-time patches on torch 2 (nothing of it is copied here
 * its weightings read and overwrite ``param.grad.data`` of the shared parameters, so the shared
   gradients must stay allocated: our harness zeroes them with ``set_to_none=False``;
 * its CAGrad hard-codes 3 tasks in ``reshape(1, 3)``: the source is patched at import to ``reshape(1, -1)``.
+* ``import LibMTL`` imports ``torchvision.models.utils``, removed from torchvision: a shim module maps
+  it to ``torch.hub.load_state_dict_from_url`` before the import.
+LibMTL's GradDrop only runs on representation gradients, so it is not timed against ``exact+graddrop``.
 Its weightings also read ``self.epoch``/``self.train_loss_buffer`` (DWA, GradNorm): the harness sets
 epoch 2 with a constant buffer, so both take their adaptive branch.
 """
@@ -36,7 +39,6 @@ LIBMTL = {
     "exact+mgda": ("MGDA", {"mgda_gn": "none"}),
     "exact+pcgrad": ("PCGrad", {}),
     "exact+gradvac": ("GradVac", {"beta": 0.5}),
-    "exact+graddrop": ("GradDrop", {"leak": 0.0}),
     "exact+imtl": ("IMTL", {}),  # LibMTL's IMTL is the hybrid IMTL-L + IMTL-G
     "exact+cagrad": ("CAGrad", {"calpha": 0.4, "rescale": 1}),
     "exact+gradnorm": ("GradNorm", {"alpha": 1.5}),
@@ -57,7 +59,15 @@ TORCHJD = {
 }
 
 
+def _shim_torchvision_utils() -> None:
+    if "torchvision.models.utils" not in sys.modules:
+        shim = types.ModuleType("torchvision.models.utils")
+        shim.load_state_dict_from_url = torch.hub.load_state_dict_from_url
+        sys.modules["torchvision.models.utils"] = shim
+
+
 def _patched_libmtl_weighting(name: str) -> type:
+    _shim_torchvision_utils()
     module = importlib.import_module(f"LibMTL.weighting.{name}")
     if name == "CAGrad":
         source = (
@@ -115,8 +125,8 @@ def torchjd_step(p: Problem, factory):
 
     def step() -> None:
         p.optimizer.zero_grad(set_to_none=True)
-        z, losses = p.forward()
-        mtl_backward(list(losses), features=z)
+        z, losses = p.forward_list()  # separate graphs per loss: TorchJD back-propagates each once
+        mtl_backward(losses, features=z)
         jac_to_grad(shared, aggregator)
         p.optimizer.step()
 
@@ -124,10 +134,11 @@ def torchjd_step(p: Problem, factory):
 
 
 def run(ks: list[int], device: str, repeats: int) -> dict:
-    import LibMTL
-    import torchjd
+    _shim_torchvision_utils()
 
-    versions = {"LibMTL": getattr(LibMTL, "__version__", "1.1.5"), "torchjd": torchjd.__version__}
+    from importlib.metadata import version
+
+    versions = {"LibMTL": version("LibMTL"), "torchjd": version("torchjd")}
     results: dict = {"machine": machine(), "device": device, "repeats": repeats, "versions": versions, "ks": {}}
     for k in ks:
         p = Problem(k, device)

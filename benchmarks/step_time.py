@@ -49,14 +49,15 @@ def aggregator_step(p: Problem, agg: aggregators.Aggregator, features: bool, mod
 
     def step() -> None:
         p.optimizer.zero_grad(set_to_none=True)
-        z, losses = p.forward()
+        z, loss_list = p.forward_list()  # a list: each task's backward then starts at its own head
+        losses = torch.stack(loss_list)
         head_grads = torch.autograd.grad(losses.sum(), heads, retain_graph=True)
         if features:
-            jz = mtl_core.jacobian(losses, z, retain_graph=True, mode=mode)
+            jz = mtl_core.jacobian(loss_list, z, retain_graph=True, mode=mode)
             dz = agg(jz, losses.detach())
             z.backward(dz.view_as(z))
         else:
-            j = mtl_core.jacobian(losses, shared, mode=mode)
+            j = mtl_core.jacobian(loss_list, shared, mode=mode, through=z)
             d = agg(j, losses.detach())
             for param, g in zip(shared, mtl_core.unflatten_like(d, shared)):
                 param.grad = g
@@ -74,7 +75,7 @@ def arithmetic_time(p: Problem, agg: aggregators.Aggregator, repeats: int) -> fl
     return time_fn(lambda: agg(j, losses), p.device, repeats)
 
 
-def jacobian_peak(k: int, mode: str, device: str) -> float:
+def jacobian_peak(k: int, mode: str, device: str, through: bool) -> float:
     """Peak extra memory (MiB) of forward + Jacobian, in a fresh process."""
     here = str(Path(__file__).parent)
     code = (
@@ -85,7 +86,8 @@ def jacobian_peak(k: int, mode: str, device: str) -> float:
         "    torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()\n"
         "else:\n"
         "    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
-        f"_, losses = p.forward(); j = mtl_core.jacobian(losses, p.shared_parameters(), mode={mode!r})\n"
+        "z, losses = p.forward_list()\n"
+        f"j = mtl_core.jacobian(losses, p.shared_parameters(), mode={mode!r}, through=z if {through} else None)\n"
         "if dev.type == 'cuda':\n"
         "    torch.cuda.synchronize(); peak = torch.cuda.max_memory_allocated() - base\n"
         "else:\n"
@@ -101,41 +103,40 @@ def run(ks: list[int], device: str, repeats: int, peak: bool) -> dict:
     for k in ks:
         p = Problem(k, device)
         row: dict = {"n_shared": sum(x.numel() for x in p.shared_parameters())}
-        ls = time_fn(weighting_step(p, weightings.create("ls", k)), p.device, repeats)
+        ls = time_fn(weighting_step(p, weightings.create("ls", k).to(p.device)), p.device, repeats)
         row["ls_seconds"] = ls
         ratios: dict[str, float] = {}
         shares: dict[str, float] = {}
         for name in weightings.names():
-            ratios[name] = time_fn(weighting_step(p, weightings.create(name, k)), p.device, repeats) / ls
+            ratios[name] = time_fn(weighting_step(p, weightings.create(name, k).to(p.device)), p.device, repeats) / ls
         for name in aggregators.names():
-            agg = aggregators.create(name, k)
+            agg = aggregators.create(name, k).to(p.device)
             t = time_fn(aggregator_step(p, agg, features=False), p.device, repeats)
             ratios[f"exact+{name}"] = t / ls
-            shares[name] = arithmetic_time(p, aggregators.create(name, k), repeats) / t
+            shares[name] = arithmetic_time(p, aggregators.create(name, k).to(p.device), repeats) / t
         for name in FEATURE_METHODS:
-            agg = aggregators.create(name, k)
+            agg = aggregators.create(name, k).to(p.device)
             ratios[f"features+{name}"] = time_fn(aggregator_step(p, agg, features=True), p.device, repeats) / ls
         row["ratio_to_ls"] = ratios
         row["arithmetic_share"] = shares
         jac = {}
         for mode in ("loop", "batched"):
+            for through in (False, True):
 
-            def fwd_jac(mode: str = mode, p: Problem = p) -> None:
-                _, losses = p.forward()
-                mtl_core.jacobian(losses, p.shared_parameters(), mode=mode)
+                def fwd_jac(mode: str = mode, through: bool = through, p: Problem = p) -> None:
+                    z, loss_list = p.forward_list()
+                    mtl_core.jacobian(loss_list, p.shared_parameters(), mode=mode, through=z if through else None)
 
-            jac[mode] = {"seconds": time_fn(fwd_jac, p.device, repeats)}
-            if peak:
-                jac[mode]["peak_mib"] = jacobian_peak(k, mode, device)
+                key = f"{mode}+through_z" if through else mode
+                jac[key] = {"seconds": time_fn(fwd_jac, p.device, repeats)}
+                if peak:
+                    jac[key]["peak_mib"] = jacobian_peak(k, mode, device, through)
         row["jacobian"] = jac
-        row["auto_mode"] = mtl_core.choose_mode(p.device, k, row["n_shared"])
+        row["auto_mode"] = mtl_core.choose_mode(p.device, k, through=True)
         results["ks"][str(k)] = row
         sync(p.device)
-        print(
-            f"K={k}: LS {ls * 1e3:.1f} ms; loop {jac['loop']['seconds'] * 1e3:.1f} ms, "
-            f"batched {jac['batched']['seconds'] * 1e3:.1f} ms",
-            flush=True,
-        )
+        timings = ", ".join(f"{m} {v['seconds'] * 1e3:.1f} ms" for m, v in jac.items())
+        print(f"K={k}: LS {ls * 1e3:.1f} ms; {timings}", flush=True)
     return results
 
 

@@ -415,3 +415,17 @@ def test_losses_are_required_by_methods_that_read_them():
 
 def test_families_cover_the_requested_cases():
     assert set(FAMILIES) >= {"conflicting", "collinear", "rank_deficient", "zero_row", "wild_norms"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", aggregators.names())
+@pytest.mark.parametrize("module_device", ["cpu", "cuda"])
+def test_aggregators_run_on_cuda_and_match_cpu(name, module_device):
+    g = make("conflicting", 5)
+    losses = losses_for(5)
+    cpu_agg, gpu_agg = aggregators.create(name, num_tasks=5), aggregators.create(name, num_tasks=5).to(module_device)
+    for step in range(2):  # the second step reads the state the first one left
+        cpu = cpu_agg(g * (1 + step), losses)
+        gpu = gpu_agg(g.cuda() * (1 + step), losses.cuda())
+        assert gpu.device.type == "cuda"
+        torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-5 * (1 + cpu.abs().max().item()))

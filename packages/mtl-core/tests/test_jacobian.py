@@ -119,9 +119,11 @@ def test_retain_graph_false_frees_the_graph():
 
 
 def test_auto_mode_rule():
-    assert mtl_core.choose_mode(torch.device("cpu"), 3, 10**6) == "loop"
-    assert mtl_core.choose_mode(torch.device("cuda"), 3, 10**6) == "batched"
-    assert mtl_core.choose_mode(torch.device("cuda"), 1, 10**6) == "loop"
+    assert mtl_core.choose_mode(torch.device("cpu"), 3) == "loop"
+    assert mtl_core.choose_mode(torch.device("cpu"), 3, through=True) == "loop"
+    assert mtl_core.choose_mode(torch.device("cuda"), 3) == "loop"
+    assert mtl_core.choose_mode(torch.device("cuda"), 3, through=True) == "batched"
+    assert mtl_core.choose_mode(torch.device("cuda"), 1, through=True) == "loop"
 
 
 def test_bad_inputs():
@@ -167,3 +169,13 @@ def test_no_warning_in_the_normal_path():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mtl_core.jacobian(losses, list(model.trunk.parameters()), mode="batched")
+
+
+@pytest.mark.parametrize("mode", ["loop", "batched"])
+def test_jacobian_through_the_representation_equals_the_direct_jacobian(mode):
+    model = TwoHead(3)
+    z, losses = model.losses(torch.randn(4, 3, 8, 8))
+    params = list(model.trunk.parameters())
+    expected = manual_rows(losses, params)
+    got = mtl_core.jacobian(list(losses), params, mode=mode, through=z)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)

@@ -173,3 +173,16 @@ def test_unknown_names_and_values():
         weightings.create("famo", 2, lr=0.1)
     with pytest.raises(ValueError, match="must be > 0"):
         weightings.create("si", 2)(torch.tensor([1.0, 0.0]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", weightings.names())
+@pytest.mark.parametrize("module_device", ["cpu", "cuda"])
+def test_weightings_on_cuda_follow_the_losses_device(name, module_device):
+    losses = torch.tensor([1.0, 2.0, 3.0], device="cuda", requires_grad=True)
+    w = weightings.create(name, 3).to(module_device)
+    weights = w(losses)
+    assert weights.device.type == "cuda"
+    w.loss(losses).backward()
+    if w.needs_losses_after_step:
+        w.after_step(losses.detach() * 0.5)

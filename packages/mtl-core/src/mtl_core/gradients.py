@@ -6,10 +6,8 @@ Two engines compute the same matrix:
 * ``"batched"``: a single vmapped backward (``is_grads_batched=True``) with the K unit vectors as
   batched ``grad_outputs``.
 
-``"auto"`` picks per device from measurements (``benchmarks/README.md``): on CPU the loop is faster at every
-K we measured (vmapped backward kernels do not beat K sequential ones on 2 cores), on CUDA the batched
-backward is faster because it launches one batched kernel per op instead of K. The choice is a fixed
-rule, not a per-run timing, so the same seed gives bit-identical numbers run after run.
+``"auto"`` picks per device from measurements (``benchmarks/README.md``, :func:`choose_mode`). The choice is
+a fixed rule, not a per-run timing, so the same seed gives bit-identical numbers run after run.
 
 Rows are written straight into one preallocated ``[K, n]`` buffer on the parameters' device with
 ``torch.cat(..., out=row)``: one copy per gradient block, no host round trip.
@@ -52,11 +50,17 @@ def _as_inputs(params: Tensor | Iterable[Tensor]) -> list[Tensor]:
     return inputs
 
 
-def choose_mode(device: torch.device, num_tasks: int, numel: int) -> str:
-    """The engine ``mode="auto"`` uses for K tasks and n differentiated entries on ``device``."""
-    if num_tasks == 1:
-        return "loop"
-    return "batched" if device.type == "cuda" else "loop"
+def choose_mode(device: torch.device, num_tasks: int, *, through: bool = False) -> str:
+    """The engine ``mode="auto"`` uses for K tasks on ``device`` (see ``benchmarks/README.md``).
+
+    Measured on a conv encoder-decoder at K = 2..40: on CPU the loop is fastest in every case (the vmapped
+    backward is 1.4-23x slower); on CUDA the batched engine wins only through the representation (one
+    vmapped encoder backward, 0.9-0.8x the loop's time), while batching the whole graph re-runs every head
+    for every row and is up to 4x slower than the loop.
+    """
+    if num_tasks > 1 and through and device.type == "cuda":
+        return "batched"
+    return "loop"
 
 
 def jacobian(
@@ -66,6 +70,7 @@ def jacobian(
     mode: str = "auto",
     retain_graph: bool = False,
     out: Tensor | None = None,
+    through: Tensor | Sequence[Tensor] | None = None,
 ) -> Tensor:
     """Return ``J`` with ``J[i] = d losses[i] / d params`` flattened and concatenated: ``Tensor[K, n]``.
 
@@ -77,6 +82,11 @@ def jacobian(
     Pass the K scalar losses as a sequence where you have them: the loop then starts each backward at task
     ``i``'s own loss, so it runs through head ``i`` only. Indexing a stacked ``Tensor[K]`` starts it at
     ``torch.stack``, whose backward sends (zero) gradients into every task's head: K times the head work.
+
+    ``through=z`` (the encoder output, when the losses depend on ``params`` only through ``z``) uses the chain
+    rule ``J = J_z dz/dparams``: the K gradients w.r.t. ``z`` first (each backward crosses one head only),
+    then K vector-Jacobian products through the encoder alone, batched into one vmapped backward in
+    ``"batched"`` mode. The batched engine otherwise runs every head for every row (K^2 head passes).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
@@ -91,7 +101,11 @@ def jacobian(
     elif out.shape != (k, numel) or not out.is_contiguous():
         raise ValueError(f"out must be a contiguous tensor of shape {(k, numel)}, got {tuple(out.shape)}")
     if mode == "auto":
-        mode = choose_mode(ref.device, k, numel)
+        mode = choose_mode(ref.device, k, through=through is not None)
+    if through is not None:
+        feats = _as_inputs(through)
+        jz = _looped(losses if roots is None else roots, feats, None, retain_graph=True)
+        return _encoder_vjps(feats, jz, inputs, out, retain_graph, batched=mode == "batched")
     if mode == "batched":
         try:
             return _batched(losses, inputs, out, retain_graph)
@@ -108,12 +122,48 @@ def jacobian(
     return _looped(losses if roots is None else roots, inputs, out, retain_graph)
 
 
-def _looped(losses: Tensor | list[Tensor], inputs: list[Tensor], out: Tensor, retain_graph: bool) -> Tensor:
+def _looped(losses: Tensor | list[Tensor], inputs: list[Tensor], out: Tensor | None, retain_graph: bool) -> Tensor:
     k = len(losses)
+    if out is None:
+        out = torch.empty(k, sum(p.numel() for p in inputs), dtype=inputs[0].dtype, device=inputs[0].device)
     for i in range(k):
         grads = torch.autograd.grad(
             losses[i],
             inputs,
+            retain_graph=retain_graph or i < k - 1,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+        torch.cat([g.reshape(-1) for g in grads], out=out[i])
+    return out
+
+
+def _encoder_vjps(
+    feats: list[Tensor], jz: Tensor, inputs: list[Tensor], out: Tensor, retain_graph: bool, batched: bool
+) -> Tensor:
+    """Rows ``jz[i] @ dz/dparams``: the second stage of ``jacobian(..., through=z)``."""
+    k = jz.shape[0]
+    cotangents = [c.view(k, *f.shape) for c, f in zip(jz.split([f.numel() for f in feats], dim=1), feats)]
+    if batched:
+        try:
+            grads = torch.autograd.grad(
+                feats,
+                inputs,
+                grad_outputs=cotangents,
+                retain_graph=True,
+                is_grads_batched=True,
+                allow_unused=True,
+                materialize_grads=True,
+            )
+            torch.cat([g.reshape(k, -1) for g in grads], dim=1, out=out)
+            return out
+        except RuntimeError:  # no batching rule: the loop below runs on the retained graph
+            pass
+    for i in range(k):
+        grads = torch.autograd.grad(
+            feats,
+            inputs,
+            grad_outputs=[c[i] for c in cotangents],
             retain_graph=retain_graph or i < k - 1,
             allow_unused=True,
             materialize_grads=True,

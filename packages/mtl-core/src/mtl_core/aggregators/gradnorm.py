@@ -37,7 +37,7 @@ class GradNorm(Aggregator):
         return self.num_tasks * torch.softmax(self.logits, dim=0)
 
     def aggregate(self, grads: Tensor, losses: Tensor | None) -> Tensor:
-        losses64 = losses.detach().double().cpu()
+        losses64 = losses.detach().to(device=self.logits.device, dtype=torch.float64)
         if not bool(self.initialised):
             if (losses64 <= 0).any():
                 raise ValueError(f"gradnorm needs positive initial losses, got {losses64.tolist()}")
@@ -47,7 +47,7 @@ class GradNorm(Aggregator):
         self.last_weights = weights.to(grads.device)
         direction = combine(self.last_weights, grads)
 
-        norms = grads.double().norm(dim=1).cpu()
+        norms = grads.norm(dim=1).to(device=self.logits.device, dtype=torch.float64)
         logits = self.logits.clone().requires_grad_(True)
         with torch.enable_grad():
             g_w = self.num_tasks * torch.softmax(logits, dim=0) * norms

@@ -54,7 +54,7 @@ class FAMO(Weighting):
         self.register_buffer("has_prev", torch.zeros((), dtype=torch.bool))
 
     def _gaps(self, losses: Tensor) -> Tensor:
-        gaps = losses.detach().float().cpu() - self.min_losses + 1e-8
+        gaps = losses.detach().float().to(self.min_losses.device) - self.min_losses + 1e-8
         if (gaps <= 0).any():
             raise ValueError(
                 f"famo needs L_i > min_losses (it takes log(L_i - L_i^*)), got losses {losses.tolist()} "
@@ -64,7 +64,7 @@ class FAMO(Weighting):
 
     def weights(self, losses: Tensor) -> Tensor:
         gaps = self._gaps(losses)
-        self.prev_losses.copy_(losses.detach().float().cpu())
+        self.prev_losses.copy_(losses.detach().float())
         self.has_prev.fill_(True)
         z = torch.softmax(self.logits, dim=0)
         c = (z / gaps).sum()

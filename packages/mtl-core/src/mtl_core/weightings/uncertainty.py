@@ -22,10 +22,10 @@ class UncertaintyWeighting(Weighting):
         self.log_vars = nn.Parameter(torch.zeros(num_tasks))
 
     def weights(self, losses: Tensor) -> Tensor:
-        return 0.5 * torch.exp(-self.log_vars).to(losses.dtype)
+        return 0.5 * torch.exp(-self.log_vars).to(device=losses.device, dtype=losses.dtype)
 
     def regularizer(self) -> Tensor:
-        return 0.5 * self.log_vars.sum()
+        return 0.5 * self.log_vars.sum()  # a 0-d tensor: broadcasts onto the losses' device
 
 
 @WEIGHTINGS.register("imtl_l")
@@ -41,7 +41,7 @@ class IMTLL(Weighting):
         self.log_scales = nn.Parameter(torch.zeros(num_tasks))
 
     def weights(self, losses: Tensor) -> Tensor:
-        return torch.exp(self.log_scales).to(losses.dtype)
+        return torch.exp(self.log_scales).to(device=losses.device, dtype=losses.dtype)
 
     def regularizer(self) -> Tensor:
         return -self.log_scales.sum()
