@@ -555,3 +555,25 @@ def test_per_task_backwards_run_through_their_own_head_only():
     torch.testing.assert_close(
         rows, mtl_core.jacobian(torch.stack(losses), list(model.shared_parameters()), mode="loop")
     )
+
+
+def test_features_mode_ignores_parts_of_z_without_grad():
+    class WithMask(TinyMTL):
+        def encode(self, x):
+            z = self.encoder(x)
+            return z, torch.ones(z.shape[0], dtype=torch.bool)
+
+        def decode(self, zm):
+            z, mask = zm
+            return {t: head(z[mask]).squeeze(-1) for t, head in self.heads.items()}
+
+    x, y = batch()
+    model, reference = WithMask(3), TinyMTL(3)
+    MTLStep(model, "features+mgda", torch.optim.SGD(model.parameters(), lr=1.0)).step(closure_for(x, y))
+    MTLStep(reference, "features+mgda", torch.optim.SGD(reference.parameters(), lr=1.0)).step(closure_for(x, y))
+    torch.testing.assert_close(params_of(model), params_of(reference), rtol=0, atol=1e-14)
+    bad = WithMask(3)
+    bad.encode = lambda x: {"z": bad.encoder(x)}
+    bad.decode = lambda zm: TinyMTL.decode(bad, zm["z"])
+    with pytest.raises(ValueError, match="tensor or a tuple of tensors"):
+        MTLStep(bad, "features+mgda", SGD).step(closure_for(x, y))

@@ -439,10 +439,14 @@ class _Context:
                 f"model.encode exactly once (e.g. through model(x)), but it was called {len(captured)} time(s)"
             )
         z = captured[0]
-        z = (z,) if isinstance(z, Tensor) else tuple(z) if isinstance(z, (list, tuple)) else z
-        if not isinstance(z, tuple) or not z or not all(isinstance(t, Tensor) and t.requires_grad for t in z):
-            raise ValueError("model.encode must return a tensor or a tuple of tensors that require grad")
-        return losses, z
+        parts = (z,) if isinstance(z, Tensor) else tuple(z) if isinstance(z, (list, tuple)) else None
+        if parts is None or not all(isinstance(t, Tensor) for t in parts):
+            raise ValueError(f"model.encode must return a tensor or a tuple of tensors, got {type(z).__name__}")
+        # parts without grad (masks, indices) carry no gradient to the encoder: the shared representation is the rest
+        parts = tuple(t for t in parts if t.requires_grad)
+        if not parts:
+            raise ValueError("model.encode returned no tensor that requires grad: nothing to differentiate w.r.t. z")
+        return losses, parts
 
     def _losses(self, output: Any) -> Tensor:
         losses, roots = self._step._split_losses(output)
@@ -485,7 +489,7 @@ class _Context:
         numel = sum(t.numel() for t in inputs)
         mode = self._step.jacobian_mode
         if mode == "auto":
-            mode = choose_mode(inputs[0].device, self.num_tasks, numel)
+            mode = choose_mode(inputs[0].device, self.num_tasks)
         if mode != "loop":
             rows = self.jacobian(losses, inputs, retain_graph=True)
             return rows, self.head_grads(losses, retain_graph=retain_graph)
