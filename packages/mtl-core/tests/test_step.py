@@ -87,6 +87,8 @@ def test_step_reports_bad_options_with_the_valid_ones():
         MTLStep(model, "exact+pcgrad", SGD, per_task_optimizers=True)
     with pytest.raises(ValueError, match="features"):
         MTLStep(model, "features+ls", SGD, per_task_optimizers=True)
+    with pytest.raises(ValueError, match="exact\\+uw"):
+        MTLStep(model, "uw", SGD, head_weights="unit")
     with pytest.raises(ValueError, match="head_weights='combiner' is undefined"):
         MTLStep(model, "fmtl+mgda", SGD, head_weights="combiner")
 

@@ -24,7 +24,8 @@ HEAD_WEIGHTS = ("auto", "unit", "combiner")
 STEP_OPTIONS = ("tasks", "hparams", "per_task_optimizers", "max_grad_norm", "head_weights", "jacobian_mode")
 
 #: ``closure(model)`` returns the K task losses of the current batch at the model's current weights: a
-#: ``Tensor[K]`` in task order, a sequence of K scalars, or a ``{task: loss}`` mapping.
+#: ``{task: loss}`` mapping, a sequence of K scalars (both keep each task's loss as its own graph root, so
+#: per-task backward passes run through that task's head only), or a ``Tensor[K]`` in task order.
 LossClosure = Callable[[nn.Module], Any]
 OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
 
@@ -146,6 +147,12 @@ class MTLStep:
 
     def _resolve_head_weights(self, rule: str) -> str:
         if self.estimator is None:
+            if rule != "auto":
+                raise ValueError(
+                    f"head_weights={rule!r} needs per-task head gradients; the plain weighting "
+                    f"{self.method.text!r} back-propagates weighting.loss (heads get w_i): use "
+                    f"'exact+{self.method.text}' to choose"
+                )
             return "combiner"  # weighting.loss weights the heads
         if rule == "auto":
             return self.estimator.default_head_weights
