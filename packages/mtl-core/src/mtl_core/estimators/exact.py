@@ -10,8 +10,8 @@ from .base import Estimate, Estimator, StepContext
 class Exact(Estimator):
     """``G[i] = d L_i / d theta_shared`` at the current weights, combined by the step's combiner.
 
-    Cost: one forward and K backward passes (the Jacobian, ``mtl_core.jacobian``), plus one backward
-    through the heads only. With a weighting combiner, or an aggregator whose weights are reusable this step
+    Cost: one forward and K backward passes (the Jacobian; each task's pass also yields its head's
+    gradient). With a weighting combiner, or an aggregator whose weights are reusable this step
     (Nash-MTL's ``update_weights_every``), ``G`` is never formed: one backward of ``sum_i w_i L_i`` gives the
     same direction ``w @ G`` at the cost of plain linear scalarisation.
     """

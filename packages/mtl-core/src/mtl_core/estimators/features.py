@@ -16,9 +16,10 @@ class Features(Estimator):
 
     This is the upper-bound trick of MGDA-UB (Sener & Koltun 2018, sec. 3.3) and Aligned-MTL-UB (seed 003
     sec. 5.2): the combiner sees the K x dim(z) Jacobian of the losses w.r.t. the shared representation, and
-    the shared parameters receive ``(d_z)^T dz/dtheta``. Cost: one forward, K backward passes through the
-    heads only, one backward through the heads for the head gradients and one backward through the encoder:
-    close to linear scalarisation whenever the heads are small.
+    the shared parameters receive ``(d_z)^T dz/dtheta``. Cost: one forward, K backward passes through one
+    head each (giving ``d L_i / d z`` and the head's gradient) and one backward through the encoder: the
+    backward work of linear scalarisation, plus the combiner's arithmetic on the K x dim(z) matrix. With a
+    weighting the step is exactly linear scalarisation's (``w @ J_z`` back-propagated = ``grad sum_i w_i L_i``).
     """
 
     needs_features = True
