@@ -156,8 +156,8 @@ class DeepLabV3(_DilatedResNetModel):
         return self.encoder(x)
 
     def decode(self, z: Representation) -> dict[str, torch.Tensor]:
-        if not isinstance(z, torch.Tensor):
-            raise ValueError(f"DeepLabV3.decode expects the layer4 feature tensor, got {type(z).__name__}")
+        if not isinstance(z, torch.Tensor) or z.dim() != 4:
+            raise ValueError(f"DeepLabV3.decode expects the (B, C, H, W) layer4 map, got {type(z).__name__}")
         return {t: dense_output(upsample(head(z), 8), t in self.unit_vector_tasks) for t, head in self.heads.items()}
 
 

@@ -101,8 +101,8 @@ class PSPNet(_DilatedResNetModel):
         return self.encoder(x)
 
     def decode(self, z: Representation) -> dict[str, torch.Tensor]:
-        if not isinstance(z, torch.Tensor):
-            raise ValueError(f"PSPNet.decode expects the layer4 feature tensor, got {type(z).__name__}")
+        if not isinstance(z, torch.Tensor) or z.dim() != 4:
+            raise ValueError(f"PSPNet.decode expects the (B, C, H, W) layer4 map, got {type(z).__name__}")
         out = {}
         for task, head in self.heads.items():
             y = head(z)
