@@ -47,8 +47,23 @@ def _tables(root: Path) -> dict[str, list[dict[str, str]]]:
 @pytest.fixture(scope="module")
 def snakemake_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("snakemake")
-    _run([str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2", "reproduce_tables",
-          "--configfile", str(REPO / "pipelines/configs/snakemake.yaml"), "--config", "profile=smoke"], REPO)
+    _run(
+        [
+            str(BIN / "snakemake"),
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(work),
+            "--cores",
+            "2",
+            "reproduce_tables",
+            "--configfile",
+            str(REPO / "pipelines/configs/snakemake.yaml"),
+            "--config",
+            "profile=smoke",
+        ],
+        REPO,
+    )
     return work
 
 

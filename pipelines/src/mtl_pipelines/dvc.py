@@ -77,8 +77,11 @@ def render(profile_name: str) -> tuple[str, str, int]:
     }
     header = HEADER.format(profile=profile_name)
     dvc_text = header + yaml.safe_dump({"stages": stages}, sort_keys=False, width=200)
-    params = {"profile": profile_name, "benchmarks": profile["benchmarks"],
-              "runs": {run_id: run.config for run_id, run in runs.items()}}
+    params = {
+        "profile": profile_name,
+        "benchmarks": profile["benchmarks"],
+        "runs": {run_id: run.config for run_id, run in runs.items()},
+    }
     params_text = header + yaml.safe_dump(params, sort_keys=False, width=200)
     return dvc_text, params_text, len(stages)
 

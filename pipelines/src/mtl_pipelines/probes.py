@@ -18,8 +18,9 @@ from mtl_pipelines.report import Table, _published, _references
 __all__ = ["PROBES", "loss_scale", "sharpness", "toy_convergence"]
 
 
-def toy_convergence(study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequence[grid.RunSpec],
-                    results: Mapping[str, Any]) -> list[Table]:
+def toy_convergence(
+    study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Mapping[str, Any]
+) -> list[Table]:
     """Iterations until every start reaches the global minimum (max over starts; ``–`` if one never does)."""
     from mtl_core.toy import TABLE_A7_LRS, TABLE_A7_MAX_ITERATIONS, table_a7
 
@@ -44,8 +45,9 @@ def toy_convergence(study: Mapping[str, Any], profile: Mapping[str, Any], runs: 
     return [table]
 
 
-def loss_scale(study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequence[grid.RunSpec],
-               results: Mapping[str, Any]) -> list[Table]:
+def loss_scale(
+    study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Mapping[str, Any]
+) -> list[Table]:
     """Relative gap of the update norms between unscaled and scaled (10x, 0.1x) losses per parameter group:
     0 = invariant to the loss scales (Adam heads with a frozen backbone, UW-O, one Adam per task)."""
     from mtl_core.analysis import compare_loss_scales, invariance_gap
@@ -71,8 +73,9 @@ def loss_scale(study: Mapping[str, Any], profile: Mapping[str, Any], runs: Seque
     return tables
 
 
-def sharpness(study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequence[grid.RunSpec],
-              results: Mapping[str, Any]) -> list[Table]:
+def sharpness(
+    study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Mapping[str, Any]
+) -> list[Table]:
     """Largest Hessian eigenvalue and lambda_max / lambda_5 of the summed task loss at each trained run's
     final weights, over the shared parameters, on the first training batch (seed 002 Table 1)."""
     from mtl_core.analysis import sharpness as hessian_sharpness
@@ -89,8 +92,9 @@ def sharpness(study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequen
         state = torch.load(grid.run_dir(profile, run.run_id) / CHECKPOINT, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         model.eval()
-        x, targets = next(iter(split.batches(config["train"]["batch_size"], shuffle=True,
-                                             generator=epoch_generator(0, 0))))
+        x, targets = next(
+            iter(split.batches(config["train"]["batch_size"], shuffle=True, generator=epoch_generator(0, 0)))
+        )
         specs = split.dataset.tasks
 
         def loss_fn(model: Any = model, x: Any = x, targets: Any = targets, specs: Any = specs) -> torch.Tensor:
@@ -99,8 +103,13 @@ def sharpness(study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequen
 
         shared = [p for p in model.shared_parameters() if p.requires_grad]
         result = hessian_sharpness(loss_fn, shared, k=5)
-        table.add(run.label, [(result.lambda_max, None, _published(ref, run.method, kind="sharpness") if ref else None),
-                              (result.ratio, None, None)])
+        table.add(
+            run.label,
+            [
+                (result.lambda_max, None, _published(ref, run.method, kind="sharpness") if ref else None),
+                (result.ratio, None, None),
+            ],
+        )
     return [table]
 
 

@@ -652,8 +652,9 @@ def _test_dataset(cfg_json: str) -> Any:
 def _scale_line(profile: Mapping[str, Any], runs: Sequence[grid.RunSpec]) -> tuple[str, str]:
     """What data the runs used (``stand-in``/``real``, the dataset's own description, sizes) and at which scale."""
     data = []
-    datasets = {json.dumps({k: v for k, v in r.config["dataset"].items() if k != "tasks"}, sort_keys=True)
-                for r in runs}
+    datasets = {
+        json.dumps({k: v for k, v in r.config["dataset"].items() if k != "tasks"}, sort_keys=True) for r in runs
+    }
     for ds in sorted(datasets):
         cfg = json.loads(ds)
         dataset = _test_dataset(ds)

@@ -194,8 +194,9 @@ def train(
     tasks = train_split.tasks
     specs = {t: train_split.dataset.tasks[t] for t in tasks}
     model = _model(config, train_split)
-    step = methods.build(config["method"]["name"], config["method"]["options"], model, tasks,
-                         _optimizer_factory(config["optimizer"]))
+    step = methods.build(
+        config["method"]["name"], config["method"]["options"], model, tasks, _optimizer_factory(config["optimizer"])
+    )
     schedulers = [_schedule(config["schedule"], opt, tcfg["epochs"]) for opt in step.optimizers]
 
     checkpoint = run_dir / CHECKPOINT
@@ -293,6 +294,7 @@ def train(
             torch.save(state, f)
         io.write_jsonl(run_dir / METRICS, history)
         io.write_json(run_dir / CURVES, curves(history))
+        _tensorboard(run_dir, curves([record])[0])
         if diagnostics:
             io.write_jsonl(run_dir / DIAGNOSTICS, diagnostics)
         bar.set_postfix(loss=f"{float(loss_sum.sum() / max(seen, 1)):.4g}")
@@ -302,6 +304,18 @@ def train(
     result = summarize(config, history)
     io.write_json(final_path, result)
     return result
+
+
+def _tensorboard(run_dir: Path, scalars: Mapping[str, float]) -> None:
+    """Mirror one epoch's scalars to TensorBoard when it is installed (optional dependency)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is not installed: metrics.jsonl/curves.json are the record
+        return
+    with SummaryWriter(str(run_dir / "tensorboard")) as writer:
+        for key, value in scalars.items():
+            if key != "epoch":
+                writer.add_scalar(key, value, int(scalars["epoch"]))
 
 
 def curves(history: list[dict[str, Any]]) -> list[dict[str, float]]:
