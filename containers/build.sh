@@ -2,7 +2,7 @@
 # Build the mtl-repro image (containers/Containerfile) with podman or Docker, offline-capable.
 #
 #   bash containers/build.sh [--target cuda|cpu] [--base IMAGE|local] [--engine podman|docker]
-#                            [--tag NAME] [--no-wheelhouse] [--sif FILE]
+#                            [--tag NAME] [--no-wheelhouse] [--prune] [--sif FILE]
 #
 #   --target      cuda (default): for GPU hosts; cpu: same stack, no GPU request (see the Containerfile)
 #   --base        base image (default: the Containerfile's pinned Debian bookworm); `local` builds a Debian
@@ -11,6 +11,8 @@
 #   --engine      podman (default when installed; uses containers/containers.conf) or docker
 #   --tag         image name (default: mtl-repro:<pipelines version>-<target>)
 #   --no-wheelhouse  let pip inside the build use the package index instead of the host-made wheelhouse
+#   --prune       afterwards remove dangling images (earlier builds' layers no tag refers to; each holds
+#                 a multi-GB Python stack)
 #   --sif FILE    also convert the image to an Apptainer SIF file (needs apptainer; see containers/mtl.def)
 #
 # The wheelhouse (containers/wheelhouse/) is `pip download` of the pinned stack (torch==2.14.1,
@@ -21,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGET=cuda BASE="" ENGINE="" TAG="" WHEELHOUSE=1 SIF=""
+TARGET=cuda BASE="" ENGINE="" TAG="" WHEELHOUSE=1 SIF="" PRUNE=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --target) TARGET=$2; shift 2 ;;
@@ -29,8 +31,9 @@ while [ $# -gt 0 ]; do
         --engine) ENGINE=$2; shift 2 ;;
         --tag) TAG=$2; shift 2 ;;
         --no-wheelhouse) WHEELHOUSE=0; shift ;;
+        --prune) PRUNE=1; shift ;;
         --sif) SIF=$2; shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ {print; next} NR > 1 {exit}' "$0"; exit 0 ;;
         *) echo "build.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -118,6 +121,7 @@ log "$ENGINE ${args[*]} ."
 start=$SECONDS
 "$ENGINE" "${args[@]}" .
 log "built $TAG in $((SECONDS - start)) s"
+[ "$PRUNE" = 1 ] && "$ENGINE" image prune -f >/dev/null
 
 if [ -n "$SIF" ]; then
     command -v apptainer >/dev/null || { log "--sif needs apptainer"; exit 1; }

@@ -54,8 +54,12 @@ def _workflow_copy(dest: Path) -> Path:
     """The workflow files of the checkout (what a user bind-mounts), without any results."""
     dest.mkdir()
     shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
-    for sub in ("configs", "rules", "schemas"):
-        shutil.copytree(ROOT / "pipelines" / sub, dest / "pipelines" / sub)
+    # Everything the workflow reads from pipelines/ (configs, rules, schemas, envs...), not the Python package.
+    shutil.copytree(
+        ROOT / "pipelines",
+        dest / "pipelines",
+        ignore=shutil.ignore_patterns("src", "tests", "*.egg-info", "__pycache__", "build"),
+    )
     return dest
 
 
@@ -68,7 +72,9 @@ def cpu_image():
     if tools.returncode != 0:
         pytest.skip(f"could not install podman with apt-get: {tools.stderr.strip()[-500:]}")
     t0 = time.monotonic()
-    build = _run("bash", CONTAINERS / "build.sh", "--target", "cpu", "--base", "local", "--tag", TAG, timeout=1800)
+    build = _run(
+        "bash", CONTAINERS / "build.sh", "--target", "cpu", "--base", "local", "--tag", TAG, "--prune", timeout=1800
+    )
     assert build.returncode == 0, f"image build failed:\n{build.stdout[-3000:]}\n{build.stderr[-5000:]}"
     print(f"\ncontainer build (cpu, local base): {time.monotonic() - t0:.0f} s")
     return TAG

@@ -9,6 +9,7 @@ subset of the pipeline's smoke profile, each compared byte for byte with a local
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -48,6 +49,8 @@ def _skip_reason() -> str | None:
         return "Slurm is not installed and apt-get is unavailable to install it"
     if os.environ.get("MTL_SKIP_SLURM"):
         return "MTL_SKIP_SLURM is set"
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return "snakemake-executor-plugin-slurm is not installed (pip install snakemake-executor-plugin-slurm)"
     return None
 
 
@@ -152,8 +155,12 @@ def _workflow_copy(dest: Path) -> Path:
     """The checkout's workflow files without any results, so the test never touches the user's results/."""
     dest.mkdir()
     shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
-    for sub in ("configs", "rules", "schemas"):
-        shutil.copytree(ROOT / "pipelines" / sub, dest / "pipelines" / sub)
+    # Everything the workflow reads from pipelines/ (configs, rules, schemas, envs...), not the Python package.
+    shutil.copytree(
+        ROOT / "pipelines",
+        dest / "pipelines",
+        ignore=shutil.ignore_patterns("src", "tests", "*.egg-info", "__pycache__", "build"),
+    )
     return dest
 
 

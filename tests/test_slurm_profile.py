@@ -8,6 +8,8 @@ wrapper is run outside Slurm against a stand-in `dvc` that records its arguments
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -15,6 +17,11 @@ from pathlib import Path
 
 import pytest
 from snakemake.profiles import ProfileConfigFileParser
+
+pytest.importorskip(
+    "snakemake_executor_plugin_slurm",
+    reason="snakemake-executor-plugin-slurm is not installed (pip install snakemake-executor-plugin-slurm)",
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = ROOT / "profiles" / "slurm"
@@ -119,3 +126,43 @@ def test_local_slurm_helper_rejects_unknown_commands(command):
     res = subprocess.run(["bash", str(ROOT / "scripts" / "slurm" / "local_slurm.sh"), command],
                          capture_output=True, text=True, timeout=30)  # fmt: skip
     assert res.returncode == 1 and "usage:" in res.stderr
+
+
+def _submitted_resources(dry_run_log: str) -> dict[str, set[str]]:
+    """Rule -> the set of `gpu=` values of its jobs, from a Snakemake dry-run listing."""
+    found: dict[str, set[str]] = {}
+    for rule, body in re.findall(r"^rule (\w+):\n(.*?)(?=^\S|\Z)", dry_run_log, re.M | re.S):
+        gpu = re.search(r"resources:.*?\bgpu=(\d+)", body)
+        found.setdefault(rule, set()).add(gpu.group(1) if gpu else "0")
+    return found
+
+
+@pytest.mark.parametrize(("gpus", "expected"), [("0", set()), ("1", {"--gpus=1"})])
+def test_training_jobs_request_gpus_only_when_the_pipeline_profile_asks(tmp_path, gpus, expected):
+    """The pipeline's `gpus` setting (0 in smoke/default, 1 in paper) reaches sbatch as --gpus, for the
+    training and evaluation rules only; data preparation and reports never ask for a GPU."""
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    workdir = tmp_path / "wf"
+    workdir.mkdir()
+    shutil.copy2(ROOT / "Snakefile", workdir / "Snakefile")
+    shutil.copytree(ROOT / "pipelines", workdir / "pipelines", ignore=shutil.ignore_patterns("src", "tests"))
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "--dry-run", "--forceall",
+         "reports/smoke/004_table2/table.csv", "--config", "profile=smoke", f"gpus={gpus}"],
+        cwd=workdir, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "MTL_PIPELINES_CONFIGS": str(workdir / "pipelines" / "configs")},
+    )  # fmt: skip
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    gpu_by_rule = _submitted_resources(out)
+    assert {"prepare", "train", "evaluate", "report_study"} <= set(gpu_by_rule), gpu_by_rule
+    assert gpu_by_rule["train"] == gpu_by_rule["evaluate"] == {gpus}
+    assert gpu_by_rule["prepare"] == gpu_by_rule["report_study"] == {"0"}
+
+    class _Job:  # what the plugin reads of a job when it writes the sbatch call
+        def __init__(self, gpu: str) -> None:
+            self.resources = {"gpu": int(gpu)}
+
+    sbatch_flags = set(set_gres_string(_Job(gpus)).split())
+    assert sbatch_flags == expected

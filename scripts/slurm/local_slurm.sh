@@ -128,7 +128,7 @@ stop() {
     need_root
     [ -f "$STATE/started" ] || { echo "local_slurm: nothing started by this script"; return; }
     # Cancel leftover jobs first so no job step outlives its slurmd.
-    scancel --full --quiet -u root 2>/dev/null || true
+    squeue -h -o %i 2>/dev/null | xargs -r scancel 2>/dev/null || true
     grep -qx slurmd "$STATE/started" && stop_pidfile slurmd "$STATE/slurmd.pid"
     grep -qx slurmctld "$STATE/started" && stop_pidfile slurmctld "$STATE/slurmctld.pid"
     grep -qx munged "$STATE/started" && stop_pidfile munged /run/munge/munged.pid
