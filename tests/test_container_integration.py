@@ -12,6 +12,7 @@ MTL_SKIP_CONTAINER is set.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -120,3 +121,23 @@ def test_smoke_study_inside_the_image_matches_the_host_run(cpu_image, tmp_path):
     evals = sorted((inside / "results" / "smoke" / "runs").glob("*/eval.json"))
     assert evals and all(p.stat().st_uid == 1000 for p in evals)
     print(f"\n{STUDY} smoke: {inside_s:.0f} s in the container, {host_s:.0f} s on the host")
+
+
+def test_cuda_target_is_the_cpu_stack_plus_the_nvidia_runtime_settings(cpu_image):
+    """The `cuda` stage reuses every layer of `cpu` (so it builds in seconds here) and adds only the variables
+    through which the NVIDIA container toolkit injects the host driver. No GPU here: nothing runs on one."""
+    cuda_tag = TAG.replace("-cpu", "-cuda")
+    build = _run("bash", CONTAINERS / "build.sh", "--target", "cuda", "--base", "local", "--tag", cuda_tag)
+    assert build.returncode == 0, build.stderr[-3000:]
+    try:
+        layers = {}
+        for tag in (cpu_image, cuda_tag):
+            res = _run("podman", "image", "inspect", "--format", "{{json .RootFS.Layers}}|{{json .Config.Env}}", tag)
+            assert res.returncode == 0, res.stderr
+            layer_json, env_json = res.stdout.strip().split("|", 1)
+            layers[tag] = (json.loads(layer_json), json.loads(env_json))
+        assert layers[cuda_tag][0][: len(layers[cpu_image][0])] == layers[cpu_image][0]
+        added = set(layers[cuda_tag][1]) - set(layers[cpu_image][1])
+        assert added == {"NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"}
+    finally:
+        _run("podman", "rmi", cuda_tag)
