@@ -17,6 +17,11 @@ RESULTS = PROFILE["results_dir"]
 REPORTS = PROFILE["reports_dir"]
 LOGS = f"{RESULTS}/logs"
 
+# The resolved config of every run, written while the DAG is built (only files whose content changed are
+# rewritten, so unchanged runs keep their timestamps): training jobs then read one small file instead of
+# re-expanding the whole grid in each process.
+grid.write_configs(PROFILE, RUNS)
+
 
 def run_eval(run_id):
     return f"{RESULTS}/runs/{run_id}/eval.json"

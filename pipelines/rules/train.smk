@@ -1,6 +1,7 @@
 rule train:
     """Train (or resume) one run: per-epoch metrics.jsonl and an atomic checkpoint after every epoch."""
     input:
+        config=f"{RESULTS}/configs/{{run}}.yaml",
         data=benchmark_stamp,
     output:
         final=f"{RESULTS}/runs/{{run}}/final.json",
@@ -13,7 +14,6 @@ rule train:
     params:
         mtl=MTL,
         run_dir=lambda wildcards, output: os.path.dirname(output.final),
-        profile=config["profile"],
     threads: 1
     resources:
         mem_mb=config["mem_mb"],
@@ -23,7 +23,7 @@ rule train:
         "../envs/mtl.yaml"
     shell:
         # The run id ends with the hash of its resolved config: a changed study or profile is a new run.
-        "{params.mtl} train --profile {params.profile} --run {wildcards.run} --run-dir {params.run_dir} --quiet > {log} 2>&1"
+        "{params.mtl} train {input.config} --run-dir {params.run_dir} --quiet > {log} 2>&1"
 
 
 rule evaluate:
