@@ -11,8 +11,8 @@ VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 "${PIP[@]}" torch==2.14.1 torchvision==0.29.1
-pkgs=(-e packages/mtl-core -e "packages/mtl-data[qm9,mnist]" -e "packages/mtl-models[graph]")
-[ -f pipelines/pyproject.toml ] && pkgs+=(-e pipelines)
+pkgs=(-e packages/mtl-core -e "packages/mtl-data[all]" -e "packages/mtl-models[graph]")
+[ -f pipelines/pyproject.toml ] && pkgs+=(-e "pipelines[dvc]")
 extra=()
 [ "${1:-}" = "--dev" ] && extra=(-r requirements/dev.txt)
 "${PIP[@]}" -c requirements/constraints.txt "${pkgs[@]}" "${extra[@]}"
