@@ -25,7 +25,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser is the `tomli` packa
 # DVC for `dvc repro` inside the image.
 DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "packages/mtl-core": (),
-    "packages/mtl-data": ("qm9", "mnist"),
+    "packages/mtl-data": ("all",),
     "packages/mtl-models": ("graph",),
     "pipelines": ("dvc",),
 }
@@ -41,14 +41,14 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def third_party_requirements(root: Path) -> list[str]:
-    """Requirements of the distributions in DISTRIBUTIONS (with their extras), minus the monorepo's own.
+def third_party_requirements(root: Path, distributions: dict[str, tuple[str, ...]] | None = None) -> list[str]:
+    """Requirements of `distributions` (default DISTRIBUTIONS: dir -> extras), minus the monorepo's own.
 
     Raises FileNotFoundError for a missing pyproject.toml and ValueError for an extra it does not define.
     """
     own: set[str] = set()
     projects = []
-    for rel, extras in DISTRIBUTIONS.items():
+    for rel, extras in (DISTRIBUTIONS if distributions is None else distributions).items():
         path = root / rel / "pyproject.toml"
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found (distributions expected: {sorted(DISTRIBUTIONS)})")

@@ -81,7 +81,8 @@ def local_slurm():
         pytest.skip(f"could not install Slurm with apt-get: {install.stderr.strip()[-500:]}")
     already_up = _sh("sinfo", "-h").returncode == 0
     if not already_up:
-        start = _sh("bash", LOCAL_SLURM, "start", timeout=120)
+        # 4 job slots on the 2-core test machine: the jobs' start-up and polling waits overlap.
+        start = _sh("bash", LOCAL_SLURM, "start", timeout=120, env={"LOCAL_SLURM_CPUS": "4"})
         assert start.returncode == 0, f"local Slurm did not start:\n{start.stdout}\n{start.stderr}"
     try:
         yield

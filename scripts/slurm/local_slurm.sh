@@ -15,7 +15,7 @@ set -euo pipefail
 STATE=${LOCAL_SLURM_STATE:-/var/tmp/mtl-local-slurm}
 CONF=/etc/slurm/slurm.conf
 MARKER="# written by mtl scripts/slurm/local_slurm.sh"
-CPUS=${LOCAL_SLURM_CPUS:-$(nproc)}
+CPUS=${LOCAL_SLURM_CPUS:-$(nproc)}  # job slots of the node
 
 die() { echo "local_slurm: $*" >&2; exit 1; }
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root (it writes $CONF and starts daemons)"; }
@@ -60,6 +60,9 @@ AccountingStorageType=accounting_storage/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
+# Trust CPUs= below even when it exceeds the cores slurmd detects (LOCAL_SLURM_CPUS oversubscribes a small
+# test machine: Slurm jobs then overlap their scheduling and start-up waits).
+SlurmdParameters=config_overrides
 # squeue must still list a finished job when Snakemake polls (plugin needs MinJobAge >= 3 x poll interval).
 MinJobAge=600
 SchedulerType=sched/backfill
