@@ -102,6 +102,8 @@ fill_wheelhouse() {
         "$PY" -m pip download --quiet --disable-pip-version-check "${platform[@]}" -d "$store" \
             -c "$LOCK" -r "$reqs" 2> >(grep -v "^WARNING: Location" >&2)
         touch "$store/.complete"
+        # Wheelhouses of earlier locks are not needed any more (3 GB each).
+        find "$CACHE" -mindepth 1 -maxdepth 1 -name 'wheelhouse-*' ! -path "$store" -exec rm -rf {} +
     fi
     rm -f "$reqs"
     find "$dir" -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
