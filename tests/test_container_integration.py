@@ -51,19 +51,6 @@ def _run(*args: str | Path, cwd: Path = ROOT, timeout: float = 900, env: dict | 
     )
 
 
-def _workflow_copy(dest: Path) -> Path:
-    """The workflow files of the checkout (what a user bind-mounts), without any results."""
-    dest.mkdir()
-    shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
-    # Everything the workflow reads from pipelines/ (configs, rules, schemas, envs...), not the Python package.
-    shutil.copytree(
-        ROOT / "pipelines",
-        dest / "pipelines",
-        ignore=shutil.ignore_patterns("src", "tests", "*.egg-info", "__pycache__", "build"),
-    )
-    return dest
-
-
 @pytest.fixture(scope="module")
 def cpu_image():
     reason = _skip_reason()
@@ -96,9 +83,9 @@ def test_image_has_the_pinned_stack_a_non_root_user_and_mtl_as_entry_point(cpu_i
     assert where.startswith("/opt/mtl/src/pipelines/")
 
 
-def test_smoke_study_inside_the_image_matches_the_host_run(cpu_image, tmp_path):
-    inside = _workflow_copy(tmp_path / "inside")
-    host = _workflow_copy(tmp_path / "host")
+def test_smoke_study_inside_the_image_matches_the_host_run(cpu_image, tmp_path, workflow_copy):
+    inside = workflow_copy(tmp_path / "inside")
+    host = workflow_copy(tmp_path / "host")
     inside.chmod(0o777)  # the image's user (uid 1000) writes results into the bind-mounted directory
     smk = ["snakemake", TARGET, "--cores", "2", "--config", "profile=smoke"]
 

@@ -152,22 +152,9 @@ def test_fixture_workflow_runs_every_job_through_slurm_like_locally(local_slurm,
 SMOKE_STUDY = "004_table2"
 
 
-def _workflow_copy(dest: Path) -> Path:
-    """The checkout's workflow files without any results, so the test never touches the user's results/."""
-    dest.mkdir()
-    shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
-    # Everything the workflow reads from pipelines/ (configs, rules, schemas, envs...), not the Python package.
-    shutil.copytree(
-        ROOT / "pipelines",
-        dest / "pipelines",
-        ignore=shutil.ignore_patterns("src", "tests", "*.egg-info", "__pycache__", "build"),
-    )
-    return dest
-
-
-def test_smoke_study_through_slurm_gives_the_tables_of_the_local_run(local_slurm, tmp_path):
-    via_slurm = _workflow_copy(tmp_path / "slurm")
-    local = _workflow_copy(tmp_path / "local")
+def test_smoke_study_through_slurm_gives_the_tables_of_the_local_run(local_slurm, tmp_path, workflow_copy):
+    via_slurm = workflow_copy(tmp_path / "slurm")
+    local = workflow_copy(tmp_path / "local")
     target = f"reports/smoke/{SMOKE_STUDY}/table.csv"
     t0 = time.monotonic()
     # --config takes every following word: keep it last.

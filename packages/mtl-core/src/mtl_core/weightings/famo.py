@@ -70,10 +70,6 @@ class FAMO(Weighting):
         c = (z / gaps).sum()
         return (z / (c * gaps)).to(device=losses.device, dtype=losses.dtype)
 
-    def loss(self, losses: Tensor) -> Tensor:
-        w = self(losses)
-        return (w * losses).sum()
-
     def after_step(self, losses: Tensor) -> None:
         if not bool(self.has_prev):
             raise RuntimeError("famo.after_step called before the weights of this step were computed")
