@@ -14,6 +14,11 @@ configfile: "pipelines/configs/snakemake.yaml"
 validate(config, "pipelines/schemas/snakemake.schema.yaml")
 
 
+# With `--sdm apptainer`, every job runs inside this image (e.g. --config container_image=mtl-repro-cuda.sif;
+# containers/ builds it); unset, jobs run in the environment running Snakemake.
+container: config.get("container_image") or None
+
+
 include: "pipelines/rules/common.smk"
 include: "pipelines/rules/prepare.smk"
 include: "pipelines/rules/train.smk"

@@ -27,6 +27,6 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def workflow_copy() -> Callable[[Path], Path]:
     return copy_workflow

@@ -1,38 +1,40 @@
-# The grid of the chosen profile (single source of truth shared with `mtl dvc`): runs, studies, paths.
+# The grid of the chosen profile (single source of truth shared with `mtl dvc`): runs, jobs, studies, paths.
 import os
 import shlex
 import sys
 
 from mtl_pipelines import grid
+from mtl_pipelines import jobs as mtl_jobs
 
 # The interpreter running Snakemake (e.g. .venv/bin/python) runs the CLI: no need to activate the venv.
-MTL = f"{shlex.quote(sys.executable)} -m mtl_pipelines.cli"
+# Inside the container image (`container_image`), that host path does not exist: the image's python has it.
+if config.get("container_image"):
+    MTL = "python -m mtl_pipelines.cli"
+else:
+    MTL = f"{shlex.quote(sys.executable)} -m mtl_pipelines.cli"
 
 PROFILE = grid.load_profile(config["profile"])
 PLAN = grid.plan(PROFILE)
 RUNS = PLAN.runs
+JOBS = PLAN.jobs  # runs batched per process (`runs_per_job` of the profile; one run per job on clusters)
 STUDIES = grid.load_studies()
 CHOSEN = [s for s in STUDIES if PROFILE["studies"] == "all" or s in PROFILE["studies"]]
 RESULTS = PROFILE["results_dir"]
 REPORTS = PROFILE["reports_dir"]
 LOGS = f"{RESULTS}/logs"
 
-# The resolved config of every run, written while the DAG is built (only files whose content changed are
-# rewritten, so unchanged runs keep their timestamps): training jobs then read one small file instead of
-# re-expanding the whole grid in each process.
-grid.write_configs(PROFILE, RUNS)
+# The manifest of every job (its runs' resolved configs), written while the DAG is built; only files whose
+# content changed are rewritten, so unchanged jobs keep their timestamps and are not re-run.
+mtl_jobs.write_manifests(JOBS, RUNS, RESULTS)
 
 
-def run_eval(run_id):
-    return f"{RESULTS}/runs/{run_id}/eval.json"
+def job_evaluated(job_id):
+    return f"{RESULTS}/jobs/{job_id}.evaluated.json"
 
 
-def stl_evals(wildcards):
-    """Evaluated STL runs an MTL run needs for validation-based selection (seed 001)."""
-    run = RUNS[wildcards.run]
-    if run.is_stl or run.config["eval"]["selection"] != "best_val":
-        return []
-    return [run_eval(r.run_id) for r in grid.stl_runs_for(RUNS, run)]
+def stl_jobs_evaluated(wildcards):
+    """Evaluated STL jobs an MTL job needs for validation-based selection (seed 001)."""
+    return [job_evaluated(j) for j in JOBS[wildcards.job].needs]
 
 
 def study_tables(study):
@@ -40,14 +42,19 @@ def study_tables(study):
 
 
 def study_inputs(wildcards):
-    return [run_eval(r.run_id) for r in RUNS.values() if wildcards.study in r.studies]
+    return [job_evaluated(j.job_id) for j in JOBS.values() if any(wildcards.study in RUNS[r].studies for r in j.runs)]
 
 
 def benchmark_stamp(wildcards):
-    return f"{RESULTS}/prepared/{RUNS[wildcards.run].benchmark}.json"
+    return f"{RESULTS}/prepared/{JOBS[wildcards.job].benchmark}.json"
+
+
+def job_runtime(wildcards):
+    """Minutes: the per-run budget of the config times the runs in the job."""
+    return config["runtime_min"] * len(JOBS[wildcards.job].runs)
 
 
 wildcard_constraints:
-    run="[A-Za-z0-9_.+-]+",
+    job="[A-Za-z0-9_.+-]+",
     study="[A-Za-z0-9_]+",
     benchmark="[A-Za-z0-9_]+",

@@ -1,52 +1,49 @@
 rule train:
-    """Train (or resume) one run: per-epoch metrics.jsonl and an atomic checkpoint after every epoch."""
+    """Train (or resume) the runs of one job: per run metrics.jsonl, final.json and an atomic checkpoint after
+    every epoch under results/<profile>/runs/<run>/; the stamp lists the runs and their wall times."""
     input:
-        config=f"{RESULTS}/configs/{{run}}.yaml",
+        job=f"{RESULTS}/jobs/{{job}}.yaml",
         data=benchmark_stamp,
     output:
-        final=f"{RESULTS}/runs/{{run}}/final.json",
-        metrics=f"{RESULTS}/runs/{{run}}/metrics.jsonl",
-        checkpoint=f"{RESULTS}/runs/{{run}}/checkpoint.pt",
+        f"{RESULTS}/jobs/{{job}}.trained.json",
     log:
-        f"{LOGS}/train/{{run}}.log",
+        f"{LOGS}/train/{{job}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{run}}.tsv"
+        f"{RESULTS}/benchmarks/train/{{job}}.tsv"
     params:
         mtl=MTL,
-        run_dir=lambda wildcards, output: os.path.dirname(output.final),
     threads: 1
     resources:
         mem_mb=config["mem_mb"],
-        runtime=config["runtime_min"],
+        runtime=job_runtime,
         gpu=config["gpus"],
     conda:
         "../envs/mtl.yaml"
     shell:
-        # The run id ends with the hash of its resolved config: a changed study or profile is a new run.
-        "{params.mtl} train {input.config} --run-dir {params.run_dir} --quiet > {log} 2>&1"
+        # Run ids end with the hash of their resolved config: a changed study or profile is a new run.
+        "{params.mtl} train --job {input.job} --stamp {output} --quiet > {log} 2>&1"
 
 
 rule evaluate:
-    """Selected clean test metrics and the corrupted test sets of one finished run."""
+    """Selected clean test metrics and the corrupted test sets of every run of one trained job."""
     input:
-        final=f"{RESULTS}/runs/{{run}}/final.json",
-        stl=stl_evals,
+        job=f"{RESULTS}/jobs/{{job}}.yaml",
+        trained=f"{RESULTS}/jobs/{{job}}.trained.json",
+        stl=stl_jobs_evaluated,
     output:
-        f"{RESULTS}/runs/{{run}}/eval.json",
+        f"{RESULTS}/jobs/{{job}}.evaluated.json",
     log:
-        f"{LOGS}/evaluate/{{run}}.log",
+        f"{LOGS}/evaluate/{{job}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{run}}.tsv"
+        f"{RESULTS}/benchmarks/evaluate/{{job}}.tsv"
     params:
         mtl=MTL,
-        run_dir=lambda wildcards, input: os.path.dirname(input.final),
-        stl=lambda wildcards, input: " ".join(os.path.dirname(p) for p in input.stl),
     threads: 1
     resources:
         mem_mb=config["mem_mb"],
-        runtime=config["runtime_min"],
+        runtime=job_runtime,
         gpu=config["gpus"],
     conda:
         "../envs/mtl.yaml"
     shell:
-        "{params.mtl} evaluate {params.run_dir} --quiet --stl {params.stl} > {log} 2>&1"
+        "{params.mtl} evaluate --job {input.job} --stamp {output} --quiet > {log} 2>&1"

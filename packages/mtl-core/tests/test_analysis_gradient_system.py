@@ -25,9 +25,7 @@ def random_grads(k: int, n: int, seed: int = 0, dtype=torch.float64) -> torch.Te
 
 def test_cosine_matrix_hand_values():
     cos = analysis.cosine_similarity_matrix(t([[1, 0], [1, 1], [-2, 0]]))
-    expected = t(
-        [[1, 1 / math.sqrt(2), -1], [1 / math.sqrt(2), 1, -1 / math.sqrt(2)], [-1, -1 / math.sqrt(2), 1]]
-    )
+    expected = t([[1, 1 / math.sqrt(2), -1], [1 / math.sqrt(2), 1, -1 / math.sqrt(2)], [-1, -1 / math.sqrt(2), 1]])
     torch.testing.assert_close(cos, expected, rtol=0, atol=1e-15)
 
 

@@ -94,9 +94,7 @@ def test_batches_average_the_hessian_over_the_data_set():
 def test_quadratic_has_the_eigenvalues_of_its_matrix_and_is_deterministic():
     gen = torch.Generator().manual_seed(0)
     q, _ = torch.linalg.qr(torch.randn(12, 12, generator=gen, dtype=torch.float64))
-    spectrum = torch.tensor(
-        [9.0, 7.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 0.0, -0.5, -1.0, -2.0], dtype=torch.float64
-    )
+    spectrum = torch.tensor([9.0, 7.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 0.0, -0.5, -1.0, -2.0], dtype=torch.float64)
     a = q @ torch.diag(spectrum) @ q.T
     w = torch.randn(12, generator=gen, dtype=torch.float64, requires_grad=True)
 

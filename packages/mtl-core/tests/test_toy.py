@@ -48,9 +48,7 @@ def test_cagrad_global_minimum(cagrad):
 
 def test_samo_losses_and_global_minimum():
     f = toy.samo_losses(torch.tensor([[0.0, 0.0], [-4.0, 0.0]], dtype=torch.float64))
-    torch.testing.assert_close(
-        f, torch.tensor([[0.0, 1 - math.exp(-32)], [1 - 1 / 26.6, 0.0]], dtype=torch.float64)
-    )
+    torch.testing.assert_close(f, torch.tensor([[0.0, 1 - math.exp(-32)], [1 - 1 / 26.6, 0.0]], dtype=torch.float64))
     x_star, _ = toy.samo_toy().global_minimum
     np.testing.assert_allclose(x_star, [-3.9909, 0.0], atol=1e-3)
 
@@ -71,9 +69,7 @@ def test_jacobian_is_exactly_per_task_autograd(cagrad):
 
 def test_adam_ew_reaches_the_global_minimum_from_every_start_at_lr_1(cagrad):
     name, hparams = EW
-    result = toy.iterations_to_global_minimum(
-        cagrad, name, optimizer="adam", lr=1.0, max_iterations=2000, **hparams
-    )
+    result = toy.iterations_to_global_minimum(cagrad, name, optimizer="adam", lr=1.0, max_iterations=2000, **hparams)
     assert all(v is not None for v in result.per_start)
     # Table A7 reports 22 iterations; same order of magnitude required (we measure 22)
     assert 22 / 10 <= result.iterations <= 22 * 10
@@ -82,9 +78,7 @@ def test_adam_ew_reaches_the_global_minimum_from_every_start_at_lr_1(cagrad):
 def test_pcgrad_stops_on_the_pareto_front_where_ew_reaches_the_minimum(cagrad):
     _, f_star = cagrad.global_minimum
     ew_name, ew_hparams = EW
-    ew = toy.iterations_to_global_minimum(
-        cagrad, ew_name, optimizer="adam", lr=0.5, max_iterations=300, **ew_hparams
-    )
+    ew = toy.iterations_to_global_minimum(cagrad, ew_name, optimizer="adam", lr=0.5, max_iterations=300, **ew_hparams)
     assert ew.iterations is not None  # Table A7: 58
 
     pc_name, pc_hparams = toy.TABLE_A7_METHODS["PCGrad"]
@@ -102,17 +96,13 @@ def test_pcgrad_stops_on_the_pareto_front_where_ew_reaches_the_minimum(cagrad):
 
 def test_table_a7_grid_matches_single_runs_and_reports_missing_as_none(cagrad):
     lrs = (10.0, 1.0, 0.5)
-    grid = toy.table_a7(
-        methods={"EW": EW}, optimizers=("gd", "adam"), lrs=lrs, max_iterations=80, problem=cagrad
-    )
+    grid = toy.table_a7(methods={"EW": EW}, optimizers=("gd", "adam"), lrs=lrs, max_iterations=80, problem=cagrad)
     assert set(grid) == {(m, o, lr) for m in ("EW",) for o in ("gd", "adam") for lr in lrs}
     assert [grid[("EW", "adam", lr)].iterations for lr in lrs] == [26, 22, 57]  # Table A7: 26, 22, 58
     assert grid[("EW", "gd", 10.0)].iterations is None  # Table A7: '-'
     name, hparams = EW
     for lr in lrs:  # the batched learning rates give exactly the numbers of separate runs
-        single = toy.iterations_to_global_minimum(
-            cagrad, name, optimizer="adam", lr=lr, max_iterations=80, **hparams
-        )
+        single = toy.iterations_to_global_minimum(cagrad, name, optimizer="adam", lr=lr, max_iterations=80, **hparams)
         assert single == grid[("EW", "adam", lr)]
     assert toy.Convergence(per_start=(3, None)).iterations is None
 
@@ -128,9 +118,7 @@ def test_trajectories_are_deterministic(cagrad):
 
 def test_starts_are_independent_of_each_other(cagrad):
     together = toy.run_toy(cagrad, "pcgrad", optimizer="gd", lr=0.01, iterations=20)
-    alone = toy.run_toy(
-        cagrad, "pcgrad", optimizer="gd", lr=0.01, iterations=20, starts=[toy.CAGRAD_STARTS[2]]
-    )
+    alone = toy.run_toy(cagrad, "pcgrad", optimizer="gd", lr=0.01, iterations=20, starts=[toy.CAGRAD_STARTS[2]])
     np.testing.assert_array_equal(together.points[:, 2], alone.points[:, 0])
 
 
@@ -157,9 +145,7 @@ def test_aligned_mtl_on_its_five_starts():
     run = toy.run_toy(problem, "aligned_mtl", optimizer="adam", lr=1e-3, iterations=5)
     assert run.points.shape == (6, 5, 2) and np.isfinite(run.points).all()
     # scales multiply the losses: the half-scaled problem has half the CAGrad losses
-    np.testing.assert_allclose(
-        run.losses[0], toy.cagrad_losses(torch.tensor(toy.ALIGNED_MTL_STARTS)) / 2, rtol=1e-6
-    )
+    np.testing.assert_allclose(run.losses[0], toy.cagrad_losses(torch.tensor(toy.ALIGNED_MTL_STARTS)) / 2, rtol=1e-6)
 
 
 # --- seed 002 Fig. 1 ----------------------------------------------------------------------------------

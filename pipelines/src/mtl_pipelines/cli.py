@@ -2,7 +2,9 @@
 
     mtl prepare <dataset> [--root DIR] [--profile P]   validate real data / render a stand-in into its cache
     mtl train <config.yaml> [--run-dir DIR]            train (or resume) one run
+    mtl train --job <manifest.yaml> [--stamp FILE]     train the runs of a workflow job in one process
     mtl evaluate <run-dir> [--stl RUN ...]             clean + corrupted test metrics -> eval.json
+    mtl evaluate --job <manifest.yaml> [--stamp FILE]  evaluate the runs of a workflow job
     mtl report <study|all> [--profile P]               tables (md, tex, csv), figures, index
     mtl grid [--profile P] [--write]                   list (or write the configs of) the runs of a profile
     mtl dvc [--profile P] [--check]                    generate dvc.yaml + params.yaml from the studies
@@ -19,6 +21,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from mtl_pipelines.jobs import JobFailed
+
 __all__ = ["main"]
 
 
@@ -32,8 +36,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from mtl_pipelines import grid
     from mtl_pipelines.train import train
 
+    if args.job is not None:
+        if args.config is not None or args.run is not None:
+            return _fail("--job runs the runs of a job: give no config file or --run with it")
+        return _run_job(args, "train")
     if (args.config is None) == (args.run is None):
-        return _fail("give either a config file or --run <id> (with --profile)")
+        return _fail("give either a config file, --run <id> (with --profile or --params) or --job")
     if args.run is not None and args.params:
         from mtl_pipelines import dvc
 
@@ -67,9 +75,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_job(args: argparse.Namespace, what: str) -> int:
+    """``--job``: a manifest file, or with ``--params`` a job id of the generated params.yaml (DVC)."""
+    from mtl_pipelines import jobs
+
+    if args.params:
+        if not args.runs_root:
+            return _fail("--params with --job needs --runs-root (the directory holding the run directories)")
+        spec = jobs.from_params(args.params, args.job, args.runs_root)
+    else:
+        spec = jobs.load_manifest(args.job)
+    began = time.perf_counter()
+    work = jobs.train_job if what == "train" else jobs.evaluate_job
+    summary = work(spec, stamp=args.stamp, log=print)
+    print(
+        f"{what} job {spec.job_id}: {len(summary['runs'])} runs under {spec.runs_root} "
+        f"in {time.perf_counter() - began:.1f}s" + (f" -> {args.stamp}" if args.stamp else "")
+    )
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from mtl_pipelines.evaluate import evaluate_run
 
+    if args.job is not None:
+        if args.run_dir is not None or args.stl:
+            return _fail("--job evaluates the runs of a job (their STL runs come from the job): give no run_dir/--stl")
+        return _run_job(args, "evaluate")
+    if args.run_dir is None:
+        return _fail("give a run directory or --job")
     result = evaluate_run(args.run_dir, stl_runs=args.stl, progress=None if not args.quiet else False)
     n = sum(len(v) for v in result["corrupted"].values())
     print(
@@ -166,6 +200,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--job",
+        help="the runs of a workflow job, one after the other in this process: a job manifest "
+        "(<results>/jobs/<job>.yaml, written by the workflow) or, with --params, a job id",
+    )
+    s.add_argument("--runs-root", help="with --params --job: the directory holding the run directories")
+    s.add_argument("--stamp", help="with --job: file written when every run succeeded (for workflow managers)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mtl", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -186,12 +230,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default="default", help=profile_help)
     s.add_argument("--params", help="with --run: read the run's config from this generated params.yaml (DVC)")
     s.add_argument("--run-dir", help="output directory (default results/runs/<name>-<hash>)")
+    _job_arguments(s)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("evaluate", help="selected clean and corrupted test metrics of a finished run")
-    s.add_argument("run_dir", help="run directory written by mtl train")
+    s.add_argument("run_dir", nargs="?", help="run directory written by mtl train")
     s.add_argument("--stl", nargs="*", default=[], help="evaluated STL runs (baseline of best_val selection)")
+    s.add_argument("--params", help="with --job: read the job from this generated params.yaml (DVC)")
+    _job_arguments(s)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_evaluate)
 
@@ -222,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, FloatingPointError) as exc:
+    except (ValueError, FileNotFoundError, FloatingPointError, JobFailed) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted")

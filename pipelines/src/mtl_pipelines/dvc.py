@@ -1,10 +1,11 @@
 """``dvc.yaml`` + ``params.yaml`` generated from the studies (the same grid as the Snakefile).
 
-``params.yaml`` holds the profile name and the resolved config of every run (``runs.<run id>``); each
-train stage depends on its own ``runs.<run id>`` entry, so editing a study changes exactly the affected
-stages. ``mtl train --params params.yaml --run <id>`` reads the config from there. Stages: prepare (per
-benchmark) -> train (checkpoint tracked and cached, ``final.json`` as metrics, ``curves.json`` as plots)
--> evaluate (``eval.json`` as metrics) -> report (per study) -> index. ``mtl dvc --check`` (and a test)
+``params.yaml`` holds the profile name, the jobs (runs batched per process, see :mod:`mtl_pipelines.jobs`)
+and the resolved config of every run (``runs.<run id>``); each train stage depends on its job's entry and
+its runs' entries, so editing a study changes exactly the affected stages. ``mtl train --params params.yaml
+--job <id>`` reads the configs from there. Stages: prepare (per benchmark) -> train (per job: checkpoints
+tracked and cached, ``final.json`` as metrics, ``curves.json`` as plots) -> evaluate (``eval.json`` as
+metrics) -> report (per study) -> index. ``mtl dvc --check`` (and a test)
 verifies that the committed files match the studies.
 """
 
@@ -43,26 +44,34 @@ def render(profile_name: str) -> tuple[str, str, int]:
         if cache_dir:
             stage["outs"].append(cache_dir)
         stages[f"prepare_{bench}"] = stage
-    for run_id, run in runs.items():
-        run_dir = f"{results}/runs/{run_id}"
-        stages[f"train_{run_id}"] = {
-            "cmd": f"{MTL} train --params params.yaml --run {run_id} --run-dir {run_dir} --quiet",
-            "deps": [f"{results}/prepared/{run.benchmark}.json"],
-            "params": [f"runs.{run_id}"],
-            "outs": [f"{run_dir}/checkpoint.pt", {f"{run_dir}/metrics.jsonl": {"cache": False}}],
-            "metrics": [{f"{run_dir}/final.json": {"cache": False}}],
-            "plots": [{f"{run_dir}/curves.json": {"cache": False, "x": "epoch"}}],
+    for job in plan.jobs.values():
+        run_dirs = [f"{results}/runs/{r}" for r in job.runs]
+        trained, evaluated = f"{results}/jobs/{job.job_id}.trained.json", f"{results}/jobs/{job.job_id}.evaluated.json"
+        job_args = f"--params params.yaml --job {job.job_id} --runs-root {results}/runs"
+        stages[f"train_{job.job_id}"] = {
+            "cmd": f"{MTL} train {job_args} --stamp {trained} --quiet",
+            "deps": [f"{results}/prepared/{job.benchmark}.json"],
+            "params": [f"jobs.{job.job_id}", *(f"runs.{r}" for r in job.runs)],
+            "outs": [
+                {trained: {"cache": False}},
+                *(f"{d}/checkpoint.pt" for d in run_dirs),
+                *({f"{d}/metrics.jsonl": {"cache": False}} for d in run_dirs),
+            ],
+            "metrics": [{f"{d}/final.json": {"cache": False}} for d in run_dirs],
+            "plots": [{f"{d}/curves.json": {"cache": False, "x": "epoch"}} for d in run_dirs],
         }
-        stl = []
-        if not run.is_stl and run.config["eval"]["selection"] == "best_val":
-            stl = [f"{results}/runs/{r.run_id}" for r in grid.stl_runs_for(runs, run)]
-        stages[f"evaluate_{run_id}"] = {
-            "cmd": f"{MTL} evaluate {run_dir} --quiet" + (f" --stl {' '.join(stl)}" if stl else ""),
-            "deps": [f"{run_dir}/final.json", f"{run_dir}/checkpoint.pt", *[f"{s}/eval.json" for s in stl]],
-            "metrics": [{f"{run_dir}/eval.json": {"cache": False}}],
+        stages[f"evaluate_{job.job_id}"] = {
+            "cmd": f"{MTL} evaluate {job_args} --stamp {evaluated} --quiet",
+            "deps": [trained, *(f"{results}/jobs/{j}.evaluated.json" for j in job.needs)],
+            "outs": [{evaluated: {"cache": False}}],
+            "metrics": [{f"{d}/eval.json": {"cache": False}} for d in run_dirs],
         }
     for study in chosen:
-        deps = [f"{results}/runs/{r.run_id}/eval.json" for r in runs.values() if study in r.studies]
+        deps = [
+            f"{results}/jobs/{j.job_id}.evaluated.json"
+            for j in plan.jobs.values()
+            if any(study in runs[r].studies for r in j.runs)
+        ]
         stages[f"report_{study}"] = {
             "cmd": f"{MTL} report {study} --profile {profile_name}",
             **({"deps": deps} if deps else {}),
@@ -80,6 +89,7 @@ def render(profile_name: str) -> tuple[str, str, int]:
     params = {
         "profile": profile_name,
         "benchmarks": profile["benchmarks"],
+        "jobs": {j.job_id: {"runs": j.runs, "stl": j.stl} for j in plan.jobs.values()},
         "runs": {run_id: run.config for run_id, run in runs.items()},
     }
     params_text = header + yaml.safe_dump(params, sort_keys=False, width=200)

@@ -10,7 +10,8 @@
   (epochs, steps) and lists the seeds and the studies it runs.
 
 :func:`expand` turns a profile into the deduplicated runs: two studies that need the same resolved config
-share one run (same hash, same directory). Each run lists the studies it serves.
+share one run (same hash, same directory). Each run lists the studies it serves. :func:`plan` also groups
+the runs into workflow jobs (``runs_per_job`` of the profile; see :mod:`mtl_pipelines.jobs`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from mtl_pipelines import io
+from mtl_pipelines import io, jobs
 from mtl_pipelines.config import config_hash, resolve
 
 __all__ = [
@@ -85,6 +86,9 @@ def load_profile(name: str) -> dict[str, Any]:
     for key in ("name", "seeds", "results_dir", "reports_dir", "benchmarks", "models", "studies"):
         if key not in profile:
             raise ValueError(f"{path}: missing field {key!r}")
+    per_job = profile.get("runs_per_job", 1)
+    if not isinstance(per_job, int) or isinstance(per_job, bool) or per_job < 1:
+        raise ValueError(f"{path}: runs_per_job must be an integer >= 1, got {per_job!r}")
     if profile["name"] != name:
         raise ValueError(f"{path}: name {profile['name']!r} differs from the file name {name!r}")
     return profile
@@ -202,6 +206,7 @@ class Plan:
 
     runs: dict[str, RunSpec]
     unavailable: dict[str, list[str]]
+    jobs: dict[str, jobs.Job] = field(default_factory=dict)
 
 
 def plan(profile: Mapping[str, Any], studies: Mapping[str, Mapping[str, Any]] | None = None) -> Plan:
@@ -220,7 +225,7 @@ def plan(profile: Mapping[str, Any], studies: Mapping[str, Mapping[str, Any]] | 
         for run in study_list:
             existing = runs.setdefault(run.run_id, run)
             existing.studies.add(study_id)
-    return Plan(runs, unavailable)
+    return Plan(runs, unavailable, jobs.group(runs, profile.get("runs_per_job", 1)))
 
 
 def expand(profile: Mapping[str, Any], studies: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, RunSpec]:
@@ -311,10 +316,10 @@ def study_runs(profile: Mapping[str, Any], study: Mapping[str, Any]) -> tuple[li
                 common["train"]["seed"] = seed
                 common["dataset"] = copy.deepcopy(benchmark["dataset"])
                 common["model"] = copy.deepcopy(model)
-                jobs = [(e, None) for e in entries] + [
+                variants = [(e, None) for e in entries] + [
                     ({"name": "stl", "options": {}, "label": "STL"}, t) for t in tasks
                 ]
-                for entry, task in jobs:
+                for entry, task in variants:
                     config = copy.deepcopy(common)
                     config["method"] = {"name": entry["name"], "options": entry["options"]}
                     if task is not None:

@@ -176,17 +176,18 @@ def train(
 
     config = resolve(config)
     run_dir = Path(run_dir)
+    final_path = run_dir / FINAL
+    if final_path.exists():  # a finished run: only check that the directory holds this config
+        import json
+
+        _prepare_dir(config, run_dir)
+        return json.loads(final_path.read_text())
     tcfg, ecfg = config["train"], config["eval"]
     splits = {
         role: build_split(config["dataset"], config["dataset"]["splits"][role], config["dataset"].get("tasks"))
         for role in ("train", "val", "test")
     }
     _prepare_dir(config, run_dir)
-    final_path = run_dir / FINAL
-    if final_path.exists():
-        import json
-
-        return json.loads(final_path.read_text())
 
     torch.set_num_threads(tcfg["threads"])
     _seed_everything(tcfg["seed"])

@@ -55,14 +55,9 @@ class ScaleProbeMLP(nn.Module):
     def __init__(self, tasks: Sequence[str] = TASKS, hidden: int = 20) -> None:
         super().__init__()
         self.tasks = tuple(tasks)
-        self.trunk = nn.Sequential(
-            nn.Linear(1, hidden), nn.LeakyReLU(), nn.Linear(hidden, hidden), nn.LeakyReLU()
-        )
+        self.trunk = nn.Sequential(nn.Linear(1, hidden), nn.LeakyReLU(), nn.Linear(hidden, hidden), nn.LeakyReLU())
         self.heads = nn.ModuleDict(
-            {
-                t: nn.Sequential(nn.Linear(hidden, hidden), nn.LeakyReLU(), nn.Linear(hidden, 1))
-                for t in self.tasks
-            }
+            {t: nn.Sequential(nn.Linear(hidden, hidden), nn.LeakyReLU(), nn.Linear(hidden, 1)) for t in self.tasks}
         )
 
     def encode(self, x: Tensor) -> Tensor:
@@ -197,9 +192,7 @@ def loss_scale_probe(
             if optimizer == "adam_per_task":
                 # Each task's gradient goes to its own Adam only (A1.3), so it is taken separately.
                 per_task = {
-                    t: torch.autograd.grad(
-                        w[i] * scaled[i], groups["backbone"] + groups[t], retain_graph=i == 0
-                    )
+                    t: torch.autograd.grad(w[i] * scaled[i], groups["backbone"] + groups[t], retain_graph=i == 0)
                     for i, t in enumerate(TASKS)
                 }
                 total = {p: torch.zeros_like(p) for p in trainable}

@@ -75,14 +75,10 @@ class HessianVectorProduct:
             self._grads = self._gradient(_check_scalar(loss_fn()))
 
     def _gradient(self, loss: Tensor) -> tuple[Tensor, ...]:
-        return torch.autograd.grad(
-            loss, self.params, create_graph=True, allow_unused=True, materialize_grads=True
-        )
+        return torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True, materialize_grads=True)
 
     def _split(self, vector: Tensor) -> list[Tensor]:
-        return [
-            chunk.view_as(p) for chunk, p in zip(vector.split([p.numel() for p in self.params]), self.params)
-        ]
+        return [chunk.view_as(p) for chunk, p in zip(vector.split([p.numel() for p in self.params]), self.params)]
 
     def _product(self, grads: tuple[Tensor, ...], vector: Tensor, retain: bool) -> Tensor:
         if not any(g.requires_grad for g in grads):  # the loss is linear in params: H = 0
@@ -98,9 +94,7 @@ class HessianVectorProduct:
         return torch.cat([h.reshape(-1) for h in hv])
 
     def __call__(self, vector: np.ndarray) -> np.ndarray:
-        v = torch.as_tensor(np.asarray(vector, dtype=np.float64).reshape(-1), device=self.device).to(
-            self.dtype
-        )
+        v = torch.as_tensor(np.asarray(vector, dtype=np.float64).reshape(-1), device=self.device).to(self.dtype)
         self.calls += 1
         if self._grads is not None:
             out = self._product(self._grads, v, retain=True)
@@ -197,9 +191,7 @@ def hessian_eigenvalues(
         # ARPACK needs k < n; for such tiny problems the dense Hessian is exact and cheap.
         return _order(np.linalg.eigvalsh(hvp.dense()), which)[:k]
     if method == "power":
-        values = _power_iteration(
-            hvp, k, tol=1e-6 if tol is None else tol, max_iter=max_iter or 1000, rng=rng
-        )
+        values = _power_iteration(hvp, k, tol=1e-6 if tol is None else tol, max_iter=max_iter or 1000, rng=rng)
         return _order(values, which)
     eps = float(torch.finfo(hvp.dtype).eps)
     values = eigsh(

@@ -128,9 +128,7 @@ def stl_mtl_gradient_pairs(
     finally:
         model.train(was_training)
     if not isinstance(losses, Mapping) or not losses:
-        raise ValueError(
-            f"per_sample_loss must return a non-empty {{task: Tensor[B]}} mapping, got {losses!r}"
-        )
+        raise ValueError(f"per_sample_loss must return a non-empty {{task: Tensor[B]}} mapping, got {losses!r}")
     candidates = list(losses) if tasks is None else list(tasks)
     unknown = [t for t in candidates if t not in losses]
     if unknown:
@@ -140,9 +138,7 @@ def stl_mtl_gradient_pairs(
     sizes = {t: tuple(losses[t].shape) for t in candidates}
     first = sizes[candidates[0]]
     if len(first) != 1 or any(s != first for s in sizes.values()):
-        raise ValueError(
-            f"per_sample_loss must give one 1-D loss vector of equal length per task, got {sizes}"
-        )
+        raise ValueError(f"per_sample_loss must give one 1-D loss vector of equal length per task, got {sizes}")
     if first[0] < 2:
         raise ValueError(f"the STL setting needs at least two samples, the batch has {first[0]}")
 
@@ -231,9 +227,7 @@ class GradientSimilarityMonitor:
         if not self._pending:
             raise ValueError("no measurement in this epoch: call step() at least once before end_epoch()")
         summary = {
-            setting: {
-                m: summarize(np.concatenate([p.setting(setting)[m] for p in self._pending])) for m in MEASURES
-            }
+            setting: {m: summarize(np.concatenate([p.setting(setting)[m] for p in self._pending])) for m in MEASURES}
             for setting in SETTINGS
         }
         self.history.append(summary)

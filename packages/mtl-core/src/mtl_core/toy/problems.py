@@ -46,9 +46,7 @@ def cagrad_losses(x: Tensor, task_scales: Sequence[float] = (1.0, 1.0)) -> Tenso
     f1_sq = ((-x1 + 7).pow(2) + 0.1 * (-x2 - 8).pow(2)) / 10 - 20
     f2_sq = ((-x1 - 7).pow(2) + 0.1 * (-x2 - 8).pow(2)) / 10 - 20
     c2 = torch.clamp(torch.tanh(-x2 * 0.5), 0)
-    return torch.stack(
-        [(f1 * c1 + f1_sq * c2) * task_scales[0], (f2 * c1 + f2_sq * c2) * task_scales[1]], dim=-1
-    )
+    return torch.stack([(f1 * c1 + f1_sq * c2) * task_scales[0], (f2 * c1 + f2_sq * c2) * task_scales[1]], dim=-1)
 
 
 def samo_losses(x: Tensor) -> Tensor:

@@ -52,9 +52,7 @@ TABLE_A7_MAX_ITERATIONS = 100_000
 class _Combiner:
     """One starting point's method: the direction from its per-task gradients (float64 combination)."""
 
-    def __init__(
-        self, method: str, num_tasks: int, hparams: Mapping[str, Any], optimizer: str, lr: float
-    ) -> None:
+    def __init__(self, method: str, num_tasks: int, hparams: Mapping[str, Any], optimizer: str, lr: float) -> None:
         self.aggregator: Aggregator | None = None
         self.weighting: Weighting | None = None
         self._weighting_optimizer: torch.optim.Optimizer | None = None
@@ -85,9 +83,7 @@ class _Combiner:
                 return self.aggregator(grads, losses)
             g = grads.detach().to(torch.float64).numpy()
             w = np.asarray(
-                self.aggregator.weights_from_gramian(
-                    g @ g.T, losses if self.aggregator.needs_losses else None
-                ),
+                self.aggregator.weights_from_gramian(g @ g.T, losses if self.aggregator.needs_losses else None),
                 dtype=np.float64,
             )
             if not np.isfinite(w).all():
@@ -172,9 +168,7 @@ def _simulate(
     points = [[float(a), float(b)] for a, b in (problem.starts if starts is None else starts)]
     leaves = [torch.tensor(points, dtype=dtype).requires_grad_(True) for _ in lrs]
     n = len(points)
-    combiners = [
-        _Combiner(method, problem.num_tasks, hparams, optimizer, float(lr)) for lr in lrs for _ in range(n)
-    ]
+    combiners = [_Combiner(method, problem.num_tasks, hparams, optimizer, float(lr)) for lr in lrs for _ in range(n)]
     groups = [{"params": [leaf], "lr": float(lr)} for leaf, lr in zip(leaves, lrs)]
     opt = torch.optim.SGD(groups, lr=float(lrs[0])) if optimizer == "gd" else torch.optim.Adam(groups)
     lo = hi = None

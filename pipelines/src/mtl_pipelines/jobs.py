@@ -1,0 +1,220 @@
+"""Workflow jobs: the runs one Snakemake/DVC job trains (and then evaluates) in a single process.
+
+Starting a process costs ~4-5 s here (importing torch, torchvision, PyG; building the dataset), more than a
+whole toy-scale run of the default profile (~1 s), so a profile may batch runs: ``runs_per_job: N`` groups
+the runs of one (benchmark, model) into jobs of at most N runs. STL runs are never grouped with MTL runs:
+an MTL run selected on validation Delta_m (seed 001) is evaluated against its STL runs, so the jobs holding
+those STL runs are evaluated first (``Job.needs``). With ``runs_per_job: 1`` (the paper and Slurm
+profiles) every job is one run and its id is the run id.
+
+A job is described by a manifest (``<results>/jobs/<job>.yaml``: the resolved config of each run and the
+STL runs it is evaluated against) written when the DAG is built, or, for DVC, by the ``jobs`` and ``runs``
+entries of the generated ``params.yaml``. Runs already finished are skipped (training resumes a killed
+run from its checkpoint), so re-running a job whose membership changed only trains the new runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from mtl_pipelines import io
+
+if TYPE_CHECKING:
+    from mtl_pipelines.grid import RunSpec
+
+__all__ = [
+    "Job",
+    "JobFailed",
+    "JobRun",
+    "JobSpec",
+    "evaluate_job",
+    "from_params",
+    "group",
+    "load_manifest",
+    "train_job",
+    "write_manifests",
+]
+
+
+@dataclass
+class Job:
+    """One workflow job of a plan: its runs (sorted), the STL runs each is evaluated against, and the jobs
+    holding those STL runs (their evaluation must come first)."""
+
+    job_id: str
+    benchmark: str
+    runs: list[str]
+    stl: dict[str, list[str]] = field(default_factory=dict)
+    needs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class JobRun:
+    run_id: str
+    config: dict[str, Any]
+    stl: list[str]
+
+
+@dataclass
+class JobSpec:
+    """What a process needs to execute a job: where its runs live and each run's config."""
+
+    job_id: str
+    runs_root: Path
+    runs: list[JobRun]
+
+
+def _job_id(benchmark: str, model_key: str, is_stl: bool, chunk: list[str]) -> str:
+    if len(chunk) == 1:
+        return chunk[0]
+    digest = hashlib.sha1("\n".join(chunk).encode()).hexdigest()[:12]
+    return f"{benchmark}-{model_key}-{'stl' if is_stl else 'mtl'}-{len(chunk)}runs-{digest}"
+
+
+def group(runs: Mapping[str, RunSpec], runs_per_job: int) -> dict[str, Job]:
+    """Split ``runs`` into jobs of at most ``runs_per_job`` runs of one (benchmark, model, STL or not)."""
+    from mtl_pipelines.grid import stl_runs_for
+
+    if not isinstance(runs_per_job, int) or isinstance(runs_per_job, bool) or runs_per_job < 1:
+        raise ValueError(f"runs_per_job must be an integer >= 1, got {runs_per_job!r}")
+    keyed: dict[tuple[str, str, bool], list[str]] = {}
+    for run in runs.values():
+        keyed.setdefault((run.benchmark, run.model_key, run.is_stl), []).append(run.run_id)
+    jobs: dict[str, Job] = {}
+    owner: dict[str, str] = {}
+    for (benchmark, model_key, is_stl), ids in keyed.items():
+        ids = sorted(ids)
+        for start in range(0, len(ids), runs_per_job):
+            chunk = ids[start : start + runs_per_job]
+            job = Job(_job_id(benchmark, model_key, is_stl, chunk), benchmark, chunk)
+            jobs[job.job_id] = job
+            owner.update(dict.fromkeys(chunk, job.job_id))
+    for job in jobs.values():
+        for run_id in job.runs:
+            run = runs[run_id]
+            if not run.is_stl and run.config["eval"]["selection"] == "best_val":
+                job.stl[run_id] = [r.run_id for r in stl_runs_for(runs, run)]
+        job.needs = sorted({owner[s] for stl in job.stl.values() for s in stl})
+    return jobs
+
+
+def manifest(job: Job, runs: Mapping[str, RunSpec], runs_root: str | Path) -> dict[str, Any]:
+    return {
+        "job": job.job_id,
+        "runs_root": str(runs_root),
+        "runs": [{"id": r, "stl": job.stl.get(r, []), "config": runs[r].config} for r in job.runs],
+    }
+
+
+def write_manifests(jobs: Mapping[str, Job], runs: Mapping[str, RunSpec], results_dir: str | Path) -> int:
+    """Write ``<results>/jobs/<job>.yaml`` for every job whose file is missing or differs (unchanged files
+    keep their timestamps, so Snakemake re-runs only the jobs that changed); returns how many were written."""
+    written = 0
+    for job in jobs.values():
+        path = Path(results_dir) / "jobs" / f"{job.job_id}.yaml"
+        text = yaml.safe_dump(manifest(job, runs, Path(results_dir) / "runs"), sort_keys=False)
+        if not path.exists() or path.read_text() != text:
+            io.write_text(path, text)
+            written += 1
+    return written
+
+
+def _spec(where: str, data: Any) -> JobSpec:
+    if not isinstance(data, Mapping) or not isinstance(data.get("runs"), list) or not data.get("job"):
+        raise ValueError(f"{where}: not a job manifest (needs 'job', 'runs_root' and a list 'runs')")
+    out = []
+    for i, entry in enumerate(data["runs"]):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("config"), Mapping) or "id" not in entry:
+            raise ValueError(f"{where}: runs[{i}] needs 'id' and a mapping 'config'")
+        out.append(JobRun(str(entry["id"]), dict(entry["config"]), [str(s) for s in entry.get("stl", [])]))
+    return JobSpec(str(data["job"]), Path(data["runs_root"]), out)
+
+
+def load_manifest(path: str | Path) -> JobSpec:
+    """The job of a manifest file (FileNotFoundError / ValueError name the file and what is wrong)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"job manifest {path} does not exist; the workflow writes it when it builds the DAG")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from exc
+    return _spec(str(path), data)
+
+
+def from_params(params_path: str | Path, job_id: str, runs_root: str | Path) -> JobSpec:
+    """The job ``job_id`` of a generated ``params.yaml`` (DVC), its configs taken from ``runs.<id>``."""
+    path = Path(params_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; generate it with `mtl dvc`")
+    data = yaml.safe_load(path.read_text()) or {}
+    jobs, configs = data.get("jobs", {}), data.get("runs", {})
+    if job_id not in jobs:
+        raise ValueError(f"{path} has no job {job_id!r}; it lists {len(jobs)} jobs (e.g. {list(jobs)[:3]})")
+    entry = jobs[job_id]
+    missing = [r for r in entry["runs"] if r not in configs]
+    if missing:
+        raise ValueError(f"{path}: job {job_id!r} names runs with no entry under 'runs': {missing}")
+    runs = [{"id": r, "stl": entry.get("stl", {}).get(r, []), "config": configs[r]} for r in entry["runs"]]
+    return _spec(f"{path}:jobs.{job_id}", {"job": job_id, "runs_root": str(runs_root), "runs": runs})
+
+
+class JobFailed(RuntimeError):
+    """Some runs of a job failed (the message names each with its error)."""
+
+
+def _each(spec: JobSpec, what: str, work: Callable[[JobRun, Path], Any], log: Callable[[str], None]) -> dict:
+    """Apply ``work`` to every run of the job; a failing run does not stop the others, but the job fails
+    at the end naming every failed run (its traceback is in the log)."""
+    done: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for i, run in enumerate(spec.runs, 1):
+        run_dir = spec.runs_root / run.run_id
+        began = time.perf_counter()
+        try:
+            work(run, run_dir)
+        except Exception as exc:  # any error of one run: reported below, with the run it belongs to
+            traceback.print_exc(file=sys.stderr)
+            failed[run.run_id] = f"{type(exc).__name__}: {exc}"
+            log(f"[{i}/{len(spec.runs)}] {what} {run.run_id} FAILED: {failed[run.run_id]}")
+            continue
+        seconds = time.perf_counter() - began
+        done[run.run_id] = {"seconds": round(seconds, 3)}
+        log(f"[{i}/{len(spec.runs)}] {what} {run.run_id} ({seconds:.1f}s)")
+    if failed:
+        details = "; ".join(f"{r}: {m}" for r, m in failed.items())
+        raise JobFailed(f"{len(failed)} of {len(spec.runs)} runs of job {spec.job_id} failed to {what}: {details}")
+    return done
+
+
+def train_job(spec: JobSpec, *, stamp: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
+    """Train (or resume, or skip when finished) every run of the job; write ``stamp`` when all succeeded."""
+    from mtl_pipelines.train import train
+
+    done = _each(spec, "train", lambda run, run_dir: train(run.config, run_dir, progress=False, log=log), log)
+    summary = {"job": spec.job_id, "runs": done}
+    if stamp:
+        io.write_json(stamp, summary)
+    return summary
+
+
+def evaluate_job(spec: JobSpec, *, stamp: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
+    """Evaluate every run of the job (clean selected + corrupted test sets) against its STL runs."""
+    from mtl_pipelines.evaluate import evaluate_run
+
+    def work(run: JobRun, run_dir: Path) -> None:
+        evaluate_run(run_dir, stl_runs=[spec.runs_root / s for s in run.stl], progress=False)
+
+    summary = {"job": spec.job_id, "runs": _each(spec, "evaluate", work, log)}
+    if stamp:
+        io.write_json(stamp, summary)
+    return summary
