@@ -78,6 +78,36 @@ class Problem:
         return z, [nn.functional.mse_loss(h(z), t) for h, t in zip(self.heads, self.targets)]
 
 
+class BenchModel(nn.Module):
+    """A problem's encoder and heads behind the model protocol of ``mtl_core.MTLStep`` (encode, decode,
+    shared_parameters, task_parameters); ``closure`` gives the step the K losses of the problem's batch."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__()
+        self.problem = problem
+        self.encoder = problem.encoder
+        self.heads = nn.ModuleDict({f"t{i}": h for i, h in enumerate(problem.heads)})
+        self.tasks = list(self.heads)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {t: h(z) for t, h in self.heads.items()}
+
+    def shared_parameters(self):
+        return self.encoder.parameters()
+
+    def task_parameters(self, task: str):
+        return self.heads[task].parameters()
+
+    @staticmethod
+    def closure(model: BenchModel) -> dict[str, torch.Tensor]:
+        p = model.problem
+        out = model.decode(model.encode(p.x))
+        return {t: nn.functional.mse_loss(out[t], target) for t, target in zip(model.tasks, p.targets)}
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -29,37 +29,14 @@ import sys
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import Head, Problem, machine, sync, time_fn, write_json
+from common import BenchModel, Head, Problem, machine, sync, time_fn, write_json
 
 import mtl_core
 
 # Default hyper-parameters: radii do not change the cost; with the LS combiner F-MTL's variants coincide.
 ESTIMATORS = ("exact", "sam", "lsam", "fmtl", "samo")
-
-
-class BenchModel(nn.Module):
-    """``common.Problem``'s encoder and heads behind the model protocol of ``MTLStep``."""
-
-    def __init__(self, problem: Problem) -> None:
-        super().__init__()
-        self.encoder = problem.encoder
-        self.heads = nn.ModuleDict({f"t{i}": h for i, h in enumerate(problem.heads)})
-        self.tasks = list(self.heads)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
-
-    def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {t: h(z) for t, h in self.heads.items()}
-
-    def shared_parameters(self):
-        return self.encoder.parameters()
-
-    def task_parameters(self, task: str):
-        return self.heads[task].parameters()
 
 
 def predicted_overhead(name: str, k: int, c: dict[str, float]) -> float:
@@ -106,12 +83,7 @@ def unit_costs(p: Problem, repeats: int) -> dict[str, float]:
 def step_time(p: Problem, estimator: str, repeats: int) -> float:
     model = BenchModel(p)
     step = mtl_core.MTLStep(model, f"{estimator}+ls", torch.optim.SGD(model.parameters(), lr=1e-3))
-
-    def closure(m: BenchModel) -> dict[str, torch.Tensor]:
-        out = m.decode(m.encode(p.x))
-        return {t: nn.functional.mse_loss(out[t], target) for t, target in zip(m.tasks, p.targets)}
-
-    return time_fn(lambda: step.step(closure), p.device, repeats)
+    return time_fn(lambda: step.step(BenchModel.closure), p.device, repeats)
 
 
 def run(ks: list[int], device: str, repeats: int) -> dict:

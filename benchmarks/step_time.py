@@ -4,7 +4,8 @@ Usage: python benchmarks/step_time.py [--device cpu|cuda] [--ks 2 3 11 40] [--re
 
 Measures, for each K:
 * step time of every weighting (one backward) and every aggregator on the exact Jacobian of the shared
-  parameters (``exact+<agg>``) and, for a few, on the features Jacobian (``features+<agg>``), over LS;
+  parameters (``exact+<agg>``) and, for a few, on the features Jacobian (``features+<agg>``), over LS, each
+  a full ``mtl_core.MTLStep`` step (the step the pipeline and users run);
 * the aggregator's own arithmetic (``agg(J, losses)`` alone) as a share of its step;
 * batched vs looped Jacobian: time (forward + Jacobian) and peak memory (RSS on CPU measured in a fresh
   subprocess per configuration; ``max_memory_allocated`` on CUDA).
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import Problem, machine, sync, time_fn, write_json
+from common import BenchModel, Problem, machine, sync, time_fn, write_json
 
 import mtl_core
 from mtl_core import aggregators, weightings
@@ -29,43 +30,12 @@ from mtl_core import aggregators, weightings
 FEATURE_METHODS = ("mgda", "aligned_mtl", "pcgrad", "nash_mtl")
 
 
-def weighting_step(p: Problem, w: weightings.Weighting):
-    def step() -> None:
-        p.optimizer.zero_grad(set_to_none=True)
-        _, losses = p.forward()
-        w.loss(losses).backward()
-        if w.needs_losses_after_step:
-            p.optimizer.step()
-            with torch.no_grad():
-                w.after_step(p.forward()[1])
-        else:
-            p.optimizer.step()
-
-    return step
-
-
-def aggregator_step(p: Problem, agg: aggregators.Aggregator, features: bool, mode: str = "auto"):
-    shared, heads = p.shared_parameters(), p.head_parameters()
-
-    def step() -> None:
-        p.optimizer.zero_grad(set_to_none=True)
-        z, loss_list = p.forward_list()  # a list: each task's backward then starts at its own head
-        losses = torch.stack(loss_list)
-        head_grads = torch.autograd.grad(losses.sum(), heads, retain_graph=True)
-        if features:
-            jz = mtl_core.jacobian(loss_list, z, retain_graph=True, mode=mode)
-            dz = agg(jz, losses.detach())
-            z.backward(dz.view_as(z))
-        else:
-            j = mtl_core.jacobian(loss_list, shared, mode=mode, through=z)
-            d = agg(j, losses.detach())
-            for param, g in zip(shared, mtl_core.unflatten_like(d, shared)):
-                param.grad = g
-        for param, g in zip(heads, head_grads):
-            param.grad = g
-        p.optimizer.step()
-
-    return step
+def method_step(p: Problem, method: str, jacobian_mode: str = "auto"):
+    """One training step of ``method`` through ``mtl_core.MTLStep``, the step users run (forward, per-task
+    gradients or one weighted backward, combination, heads, optimiser; FAMO's after-step hook included)."""
+    model = BenchModel(p)
+    step = mtl_core.MTLStep(model, method, torch.optim.SGD(model.parameters(), lr=1e-3), jacobian_mode=jacobian_mode)
+    return lambda: step.step(BenchModel.closure)
 
 
 def arithmetic_time(p: Problem, agg: aggregators.Aggregator, repeats: int) -> float:
@@ -103,20 +73,18 @@ def run(ks: list[int], device: str, repeats: int, peak: bool) -> dict:
     for k in ks:
         p = Problem(k, device)
         row: dict = {"n_shared": sum(x.numel() for x in p.shared_parameters())}
-        ls = time_fn(weighting_step(p, weightings.create("ls", k).to(p.device)), p.device, repeats)
+        ls = time_fn(method_step(p, "ls"), p.device, repeats)
         row["ls_seconds"] = ls
         ratios: dict[str, float] = {}
         shares: dict[str, float] = {}
         for name in weightings.names():
-            ratios[name] = time_fn(weighting_step(p, weightings.create(name, k).to(p.device)), p.device, repeats) / ls
+            ratios[name] = time_fn(method_step(p, name), p.device, repeats) / ls
         for name in aggregators.names():
-            agg = aggregators.create(name, k).to(p.device)
-            t = time_fn(aggregator_step(p, agg, features=False), p.device, repeats)
+            t = time_fn(method_step(p, f"exact+{name}"), p.device, repeats)
             ratios[f"exact+{name}"] = t / ls
             shares[name] = arithmetic_time(p, aggregators.create(name, k).to(p.device), repeats) / t
         for name in FEATURE_METHODS:
-            agg = aggregators.create(name, k).to(p.device)
-            ratios[f"features+{name}"] = time_fn(aggregator_step(p, agg, features=True), p.device, repeats) / ls
+            ratios[f"features+{name}"] = time_fn(method_step(p, f"features+{name}"), p.device, repeats) / ls
         row["ratio_to_ls"] = ratios
         row["arithmetic_share"] = shares
         jac = {}

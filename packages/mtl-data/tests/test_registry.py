@@ -26,6 +26,7 @@ def test_names_cover_every_study_dataset():
         "qm9",
         "nyuv2_standin",
         "cityscapes_standin",
+        "cityscapes3_standin",
         "celeba_standin",
         "digit_domains",
     }
@@ -36,6 +37,7 @@ def test_names_cover_every_study_dataset():
 def test_standins_registered_under_agreed_paths():
     assert _REGISTRY["nyuv2_standin"].target == "mtl_data.synthetic.scenes:IndoorScenes"
     assert _REGISTRY["cityscapes_standin"].target == "mtl_data.synthetic.scenes:StreetScenes"
+    assert _REGISTRY["cityscapes3_standin"].target == "mtl_data.synthetic.street3:StreetScenes3"
     assert _REGISTRY["celeba_standin"].target == "mtl_data.synthetic.attributes:MultiAttributes"
     assert _REGISTRY["digit_domains"].target == "mtl_data.synthetic.digit_domains:DigitDomains"
 

@@ -98,6 +98,10 @@ _REGISTRY: dict[str, Entry] = {
         "mtl_data.synthetic.scenes:StreetScenes",
         "procedural street scenes (Cityscapes stand-in): 7-class segmentation, depth",
     ),
+    "cityscapes3_standin": Entry(
+        "mtl_data.synthetic.street3:StreetScenes3",
+        "procedural street scenes (Cityscapes 3-task stand-in): 19-class segmentation, instance centroids, disparity",
+    ),
     "celeba_standin": Entry(
         "mtl_data.synthetic.attributes:MultiAttributes",
         "procedural images with 40 correlated binary attributes (CelebA stand-in)",

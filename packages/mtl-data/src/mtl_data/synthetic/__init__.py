@@ -4,6 +4,8 @@
   segmentation, depth and normals, exact by construction;
 - :class:`~mtl_data.synthetic.scenes.StreetScenes` ("cityscapes_standin"): ray-cast streets, 7-class
   segmentation and inverse depth;
+- :class:`~mtl_data.synthetic.street3.StreetScenes3` ("cityscapes3_standin"): the same streets with
+  19-class segmentation, instance centroid offsets and disparity (Cityscapes 3-task, seed 003);
 - :class:`~mtl_data.synthetic.attributes.MultiAttributes` ("celeba_standin"): shape images with 40
   correlated binary attributes;
 - :class:`~mtl_data.synthetic.digit_domains.DigitDomains` ("digit_domains"): real MNIST digits
@@ -21,6 +23,7 @@ from typing import Any
 _EXPORTS = {
     "IndoorScenes": "mtl_data.synthetic.scenes",
     "StreetScenes": "mtl_data.synthetic.scenes",
+    "StreetScenes3": "mtl_data.synthetic.street3",
     "MultiAttributes": "mtl_data.synthetic.attributes",
     "DigitDomains": "mtl_data.synthetic.digit_domains",
 }
