@@ -38,7 +38,7 @@ def stl_jobs_evaluated(wildcards):
 
 
 def study_tables(study):
-    return [f"{REPORTS}/{study}/table.{ext}" for ext in ("md", "tex", "csv")]
+    return [f"{REPORTS}/{study}/{name}" for name in ("table.md", "table.tex", "table.csv", "summary.json")]
 
 
 def study_inputs(wildcards):

@@ -1,11 +1,12 @@
 rule report_study:
-    """Tables (md, tex, csv) and figures of one study, published numbers beside ours."""
+    """Tables (md, tex, csv) and figures of one study, published numbers beside ours; its index row."""
     input:
         study_inputs,
     output:
         md=f"{REPORTS}/{{study}}/table.md",
         tex=f"{REPORTS}/{{study}}/table.tex",
         csv=f"{REPORTS}/{{study}}/table.csv",
+        summary=f"{REPORTS}/{{study}}/summary.json",
     log:
         f"{LOGS}/report/{{study}}.log",
     params:
@@ -23,7 +24,7 @@ rule report_study:
 
 
 rule report_index:
-    """reports/<profile>/index.md (+ .html): every study, real vs stand-in, scale, distance to published."""
+    """reports/<profile>/index.md (+ .html) from the studies' summary.json: real vs stand-in, scale, distance."""
     input:
         [t for s in CHOSEN for t in study_tables(s)],
     output:

@@ -76,11 +76,14 @@ def render(profile_name: str) -> tuple[str, str, int]:
             "cmd": f"{MTL} report {study} --profile {profile_name}",
             **({"deps": deps} if deps else {}),
             "params": ["profile"],
-            "outs": [{f"{reports}/{study}/table.{ext}": {"cache": False}} for ext in ("md", "tex", "csv")],
+            "outs": [
+                {f"{reports}/{study}/{name}": {"cache": False}}
+                for name in ("table.md", "table.tex", "table.csv", "summary.json")
+            ],
         }
     stages["index"] = {
         "cmd": f"{MTL} report index --profile {profile_name}",
-        "deps": [f"{reports}/{s}/table.md" for s in chosen],
+        "deps": [f"{reports}/{s}/summary.json" for s in chosen],
         "params": ["profile"],
         "outs": [{f"{reports}/index.md": {"cache": False}}, {f"{reports}/index.html": {"cache": False}}],
     }

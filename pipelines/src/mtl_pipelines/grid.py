@@ -17,6 +17,7 @@ the runs into workflow jobs (``runs_per_job`` of the profile; see :mod:`mtl_pipe
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -188,16 +189,18 @@ def _safe(text: str) -> str:
 def _task_names(benchmark: Mapping[str, Any], profile: Mapping[str, Any]) -> list[str]:
     if "tasks" in benchmark:
         return list(benchmark["tasks"])
+    return list(_dataset_tasks(json.dumps(benchmark["dataset"], sort_keys=True)))
+
+
+@cache
+def _dataset_tasks(dataset_json: str) -> tuple[str, ...]:
+    """The task names of a dataset config (building the dataset costs seconds, e.g. QM9's CSV: once per
+    process, not once per study block)."""
     import mtl_data
 
-    options = {
-        **benchmark["dataset"].get("options", {}),
-        **benchmark["dataset"].get("split_options", {}).get("test", {}),
-    }
-    dataset = mtl_data.create(
-        benchmark["dataset"]["name"], split="test", root=benchmark["dataset"].get("root"), **options
-    )
-    return list(dataset.tasks)
+    dataset = json.loads(dataset_json)
+    options = {**dataset.get("options", {}), **dataset.get("split_options", {}).get("test", {})}
+    return tuple(mtl_data.create(dataset["name"], split="test", root=dataset.get("root"), **options).tasks)
 
 
 @dataclass

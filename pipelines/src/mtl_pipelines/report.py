@@ -25,6 +25,8 @@ from mtl_pipelines import grid, io
 from mtl_pipelines.evaluate import EVAL, flat
 from mtl_pipelines.train import DIAGNOSTICS, FINAL
 
+SUMMARY = "summary.json"  # a study's row of the index, written with its tables
+
 __all__ = ["Table", "build", "load_results"]
 
 DASH = "–"
@@ -669,11 +671,9 @@ def _scale_line(profile: Mapping[str, Any], runs: Sequence[grid.RunSpec]) -> tup
     return "; ".join(data), scale
 
 
-def build(
-    profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]], index: bool = True, write_studies: bool = True
-) -> list[Path]:
-    """Write the reports of ``studies`` under ``profile['reports_dir']`` (and the index; with
-    ``write_studies=False`` only the index, from the tables computed in memory)."""
+def build(profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]], index: bool = True) -> list[Path]:
+    """Write the reports of ``studies`` under ``profile['reports_dir']``: per study its tables, figures and
+    ``summary.json`` (its index row); and, with ``index``, the index of these studies."""
     plan = grid.plan(profile)
     out_root = Path(profile["reports_dir"])
     written: list[Path] = []
@@ -700,7 +700,7 @@ def build(
         elif runs:
             results = load_results(profile, {r.run_id: r for r in runs})
             tables = BUILDERS[study["builder"]](study, runs, results)
-            figures = _figures(study, runs, results, out) if write_studies else []
+            figures = _figures(study, runs, results, out)
             written += figures
             data, scale = _scale_line(profile, runs)
             lines += [f"Data: {data}.", f"Scale: {scale}.", ""]
@@ -708,9 +708,9 @@ def build(
             lines += [f"![{p.stem}]({p.name})" for p in figures]
         if missing:
             lines += ["", "Not run on this profile:"] + [f"- {m}" for m in missing]
-        summaries.append((study, runs, missing, tables))
-        if not write_studies:
-            continue
+        summary = _summary(profile, study, runs, missing, tables)
+        summaries.append(summary)
+        io.write_json(out / SUMMARY, summary)
         io.write_text(out / "table.md", "\n".join(lines) + "\n")
         io.write_text(out / "table.tex", "".join(t.latex() for t in tables))
         buffer = stdio.StringIO()
@@ -719,10 +719,39 @@ def build(
         for t in tables:
             writer.writerows(t.csv_rows())
         io.write_text(out / "table.csv", buffer.getvalue())
-        written += [out / "table.md", out / "table.tex", out / "table.csv"]
+        written += [out / "table.md", out / "table.tex", out / "table.csv", out / SUMMARY]
     if index:
         written += _index(profile, summaries, out_root)
     return written
+
+
+def build_index(profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]]) -> list[Path]:
+    """``index.md`` / ``index.html`` from the ``summary.json`` each study's report wrote (FileNotFoundError
+    names a study whose report is missing), without recomputing any table."""
+    out_root = Path(profile["reports_dir"])
+    summaries = []
+    for study in studies:
+        path = out_root / study["id"] / SUMMARY
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run `mtl report {study['id']}` first")
+        summaries.append(json.loads(path.read_text()))
+    return _index(profile, summaries, out_root)
+
+
+def _summary(
+    profile: Mapping[str, Any], study: Mapping[str, Any], runs: Sequence[Any], missing: Sequence[str], tables: Any
+) -> dict[str, Any]:
+    """The study's row of the index."""
+    data, scale = _scale_line(profile, runs) if runs else (DASH, DASH)
+    return {
+        "id": study["id"],
+        "title": study["title"],
+        "data": DASH if not runs else ("stand-in" if "stand-in:" in data else "real"),
+        "scale": scale,
+        "runs": len(runs),
+        "distance": _distance(tables),
+        "not_run": len(missing),
+    }
 
 
 def _distance(tables: Sequence[Table]) -> str:
@@ -749,12 +778,10 @@ def _index(profile: Mapping[str, Any], summaries: list, out_root: Path) -> list[
         "| study | title | data | scale | runs | distance to published (median rel.) | not run |",
         "|---|---|---|---|---|---|---|",
     ]
-    for study, runs, missing, tables in summaries:
-        data, scale = _scale_line(profile, runs) if runs else (DASH, DASH)
-        kind = DASH if not runs else ("stand-in" if "stand-in:" in data else "real")
+    for row in summaries:
         lines.append(
-            f"| [{study['id']}]({study['id']}/table.md) | {study['title']} | {kind} | {scale} | "
-            f"{len(runs)} | {_distance(tables)} | {len(missing)} |"
+            f"| [{row['id']}]({row['id']}/table.md) | {row['title']} | {row['data']} | {row['scale']} | "
+            f"{row['runs']} | {row['distance']} | {row['not_run']} |"
         )
     lines += [
         "",
@@ -768,10 +795,10 @@ def _index(profile: Mapping[str, Any], summaries: list, out_root: Path) -> list[
 
     html = MarkdownIt("commonmark").enable("table").render(text.replace(".md)", ".html)"))
     io.write_text(out_root / "index.html", f"<!doctype html><meta charset='utf-8'><title>MTL report</title>\n{html}")
-    for study, *_ in summaries:
-        if not (out_root / study["id"] / "table.md").is_file():
+    for row in summaries:
+        if not (out_root / row["id"] / "table.md").is_file():
             continue
-        md = (out_root / study["id"] / "table.md").read_text()
+        md = (out_root / row["id"] / "table.md").read_text()
         body = MarkdownIt("commonmark").enable("table").render(md)
-        io.write_text(out_root / study["id"] / "table.html", f"<!doctype html><meta charset='utf-8'>\n{body}")
+        io.write_text(out_root / row["id"] / "table.html", f"<!doctype html><meta charset='utf-8'>\n{body}")
     return [out_root / "index.md", out_root / "index.html"]
