@@ -113,6 +113,18 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def warm_up_process(device: str = "cpu", seconds: float = 2.0) -> None:
+    """Run the problem's steps for a while before any measurement: the first timings of a fresh process are
+    slow (thread pool start, allocator growth) and otherwise inflate whatever is timed first."""
+    p = Problem(3, device)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        p.optimizer.zero_grad(set_to_none=True)
+        p.forward()[1].sum().backward()
+        p.optimizer.step()
+    sync(p.device)
+
+
 def time_fn(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 2) -> float:
     """Median wall time of ``fn`` in seconds over ``repeats`` runs after ``warmup`` runs."""
     for _ in range(warmup):

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import Problem, machine, time_fn, write_json
+from common import Problem, machine, time_fn, warm_up_process, write_json
 
 # our method name -> (LibMTL weighting class, its kwargs)
 LIBMTL = {
@@ -140,6 +140,7 @@ def run(ks: list[int], device: str, repeats: int) -> dict:
 
     versions = {"LibMTL": version("LibMTL"), "torchjd": version("torchjd")}
     results: dict = {"machine": machine(), "device": device, "repeats": repeats, "versions": versions, "ks": {}}
+    warm_up_process(device)
     for k in ks:
         p = Problem(k, device)
         row: dict = {"libmtl": {}, "torchjd": {}, "errors": {}}  # seconds per step

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import BenchModel, Head, Problem, machine, sync, time_fn, write_json
+from common import BenchModel, Head, Problem, machine, sync, time_fn, warm_up_process, write_json
 
 import mtl_core
 
@@ -88,6 +88,7 @@ def step_time(p: Problem, estimator: str, repeats: int) -> float:
 
 def run(ks: list[int], device: str, repeats: int) -> dict:
     results: dict = {"machine": machine(), "device": device, "repeats": repeats, "ks": {}}
+    warm_up_process(device)
     for k in ks:
         p = Problem(k, device)
         costs = unit_costs(p, repeats)

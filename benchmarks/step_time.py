@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import BenchModel, Problem, machine, sync, time_fn, write_json
+from common import BenchModel, Problem, machine, sync, time_fn, warm_up_process, write_json
 
 import mtl_core
 from mtl_core import aggregators, weightings
@@ -70,6 +70,7 @@ def jacobian_peak(k: int, mode: str, device: str, through: bool) -> float:
 
 def run(ks: list[int], device: str, repeats: int, peak: bool) -> dict:
     results: dict = {"machine": machine(), "device": device, "repeats": repeats, "ks": {}}
+    warm_up_process(device)
     for k in ks:
         p = Problem(k, device)
         row: dict = {"n_shared": sum(x.numel() for x in p.shared_parameters())}
