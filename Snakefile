@@ -23,3 +23,12 @@ include: "pipelines/rules/common.smk"
 include: "pipelines/rules/prepare.smk"
 include: "pipelines/rules/train.smk"
 include: "pipelines/rules/report.smk"
+
+
+# Defined here, not in an included file: Snakemake restores the default target after each `include:`, so a
+# `default_target` set inside pipelines/rules/*.smk would be lost and a bare `snakemake` would do nothing.
+rule reproduce_tables:
+    """Every table and figure of the five seeds (the README's main command)."""
+    default_target: True
+    input:
+        f"{REPORTS}/index.md",

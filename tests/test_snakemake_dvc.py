@@ -83,6 +83,15 @@ def test_snakemake_lint_is_clean() -> None:
     assert "in a good condition" in done.stdout + done.stderr
 
 
+def test_bare_snakemake_targets_reproduce_tables(tmp_path: Path, workflow_copy) -> None:
+    """`snakemake` without a target builds every table (the default target survives the rule includes)."""
+    work = workflow_copy(tmp_path / "wf")
+    done = _run([str(BIN / "snakemake"), "-n", "--cores", "1", "--config", "profile=smoke"], work, timeout=300)
+    out = done.stdout + done.stderr
+    assert "Nothing to be done" not in out, out[-2000:]
+    assert "rule report_index:" in out and "rule reproduce_tables:" in out, out[-2000:]
+
+
 def test_snakemake_runs_every_rule(snakemake_dir: Path) -> None:
     studies = grid.load_profile("smoke")["studies"]
     for study in studies:

@@ -46,13 +46,6 @@ rule report_index:
         "{params.mtl} report index --profile {params.profile} > {log} 2>&1"
 
 
-rule reproduce_tables:
-    """Every table and figure of the five seeds (the README's main command)."""
-    default_target: True
-    input:
-        f"{REPORTS}/index.md",
-
-
 rule paper_000:
     """F-MTL (seed 000) tables and Fig. 3."""
     input:
