@@ -667,7 +667,10 @@ def _scale_line(profile: Mapping[str, Any], runs: Sequence[grid.RunSpec]) -> tup
         data.append(f"{kind}: {cfg['name']} ({dataset.description}{extra})")
     epochs = sorted({r.config["train"]["epochs"] for r in runs})
     seeds = sorted({r.seed for r in runs})
-    scale = f"epochs {epochs}, seeds {seeds}, max steps/epoch {profile.get('scale', {}).get('max_steps_per_epoch')}"
+    caps = {r.config["train"].get("max_steps_per_epoch") for r in runs}  # per benchmark (CelebA, QM9 differ)
+    steps = sorted(c for c in caps if c is not None) + ([None] if None in caps else [])
+    shown = steps[0] if len(steps) == 1 else steps
+    scale = f"epochs {epochs}, seeds {seeds}, max steps/epoch {shown}"
     return "; ".join(data), scale
 
 
