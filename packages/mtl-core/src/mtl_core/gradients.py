@@ -108,7 +108,7 @@ def jacobian(
         return _encoder_vjps(feats, jz, inputs, out, retain_graph, batched=mode == "batched")
     if mode == "batched":
         try:
-            return _batched(losses, inputs, out, retain_graph)
+            return _vmapped_rows(losses, inputs, torch.eye(k, dtype=losses.dtype, device=losses.device), out)
         except RuntimeError as err:  # an op without a vmap batching rule for its backward
             global _batched_fallback_warned
             if not _batched_fallback_warned:
@@ -146,17 +146,7 @@ def _encoder_vjps(
     cotangents = [c.view(k, *f.shape) for c, f in zip(jz.split([f.numel() for f in feats], dim=1), feats)]
     if batched:
         try:
-            grads = torch.autograd.grad(
-                feats,
-                inputs,
-                grad_outputs=cotangents,
-                retain_graph=True,
-                is_grads_batched=True,
-                allow_unused=True,
-                materialize_grads=True,
-            )
-            torch.cat([g.reshape(k, -1) for g in grads], dim=1, out=out)
-            return out
+            return _vmapped_rows(feats, inputs, cotangents, out)
         except RuntimeError:  # no batching rule: the loop below runs on the retained graph
             pass
     for i in range(k):
@@ -172,20 +162,21 @@ def _encoder_vjps(
     return out
 
 
-def _batched(losses: Tensor, inputs: list[Tensor], out: Tensor, retain_graph: bool) -> Tensor:
-    k = losses.shape[0]
-    eye = torch.eye(k, dtype=losses.dtype, device=losses.device)
-    # The graph is kept during the batched attempt so that the loop fallback can still run on it.
+def _vmapped_rows(
+    outputs: Tensor | list[Tensor], inputs: list[Tensor], grad_outputs: Tensor | list[Tensor], out: Tensor
+) -> Tensor:
+    """One backward batched over the K cotangents (leading dimension of ``grad_outputs``), rows written into
+    ``out``. The graph is kept so that the per-task loop can still run on it if an op has no batching rule."""
     grads = torch.autograd.grad(
-        losses,
+        outputs,
         inputs,
-        grad_outputs=eye,
+        grad_outputs=grad_outputs,
         retain_graph=True,
         is_grads_batched=True,
         allow_unused=True,
         materialize_grads=True,
     )
-    torch.cat([g.reshape(k, -1) for g in grads], dim=1, out=out)
+    torch.cat([g.reshape(out.shape[0], -1) for g in grads], dim=1, out=out)
     return out
 
 
