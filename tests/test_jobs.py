@@ -83,10 +83,10 @@ def test_params_form_matches_the_manifest(default_plan: grid.Plan, tmp_path: Pat
     job = next(j for j in default_plan.jobs.values() if j.stl)
     jobs.write_manifests({job.job_id: job}, default_plan.runs, tmp_path)
     from_file = jobs.load_manifest(tmp_path / "jobs" / f"{job.job_id}.yaml")
-    from_params = jobs.from_params(params, job.job_id, tmp_path / "runs")
+    from_params = dvc.job_spec(params, job.job_id, tmp_path / "runs")
     assert from_params == from_file
     with pytest.raises(ValueError, match=r"has no job 'nope'"):
-        jobs.from_params(params, "nope", tmp_path)
+        dvc.job_spec(params, "nope", tmp_path)
 
 
 @pytest.mark.parametrize(

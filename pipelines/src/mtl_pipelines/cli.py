@@ -82,7 +82,9 @@ def _run_job(args: argparse.Namespace, what: str) -> int:
     if args.params:
         if not args.runs_root:
             return _fail("--params with --job needs --runs-root (the directory holding the run directories)")
-        spec = jobs.from_params(args.params, args.job, args.runs_root)
+        from mtl_pipelines import dvc
+
+        spec = dvc.job_spec(args.params, args.job, args.runs_root)
     else:
         spec = jobs.load_manifest(args.job)
     began = time.perf_counter()

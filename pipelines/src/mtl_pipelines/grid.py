@@ -87,9 +87,10 @@ def load_profile(name: str) -> dict[str, Any]:
     for key in ("name", "seeds", "results_dir", "reports_dir", "benchmarks", "models", "studies"):
         if key not in profile:
             raise ValueError(f"{path}: missing field {key!r}")
-    per_job = profile.get("runs_per_job", 1)
-    if not isinstance(per_job, int) or isinstance(per_job, bool) or per_job < 1:
-        raise ValueError(f"{path}: runs_per_job must be an integer >= 1, got {per_job!r}")
+    try:
+        jobs.check_runs_per_job(profile.get("runs_per_job", 1))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     if profile["name"] != name:
         raise ValueError(f"{path}: name {profile['name']!r} differs from the file name {name!r}")
     return profile

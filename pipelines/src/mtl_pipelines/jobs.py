@@ -9,8 +9,9 @@ profiles) every job is one run and its id is the run id.
 
 A job is described by a manifest (``<results>/jobs/<job>.yaml``: the resolved config of each run and the
 STL runs it is evaluated against) written when the DAG is built, or, for DVC, by the ``jobs`` and ``runs``
-entries of the generated ``params.yaml``. Runs already finished are skipped (training resumes a killed
-run from its checkpoint), so re-running a job whose membership changed only trains the new runs.
+entries of the generated ``params.yaml`` (:func:`mtl_pipelines.dvc.job_spec`). Runs already finished are
+skipped (training resumes a killed run from its checkpoint), so re-running a job whose membership changed
+only trains the new runs.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ __all__ = [
     "JobFailed",
     "JobRun",
     "JobSpec",
+    "check_runs_per_job",
     "evaluate_job",
-    "from_params",
     "group",
     "load_manifest",
+    "spec_from",
     "train_job",
     "write_manifests",
 ]
@@ -80,12 +82,17 @@ def _job_id(benchmark: str, model_key: str, is_stl: bool, chunk: list[str]) -> s
     return f"{benchmark}-{model_key}-{'stl' if is_stl else 'mtl'}-{len(chunk)}runs-{digest}"
 
 
+def check_runs_per_job(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"runs_per_job must be an integer >= 1, got {value!r}")
+    return value
+
+
 def group(runs: Mapping[str, RunSpec], runs_per_job: int) -> dict[str, Job]:
     """Split ``runs`` into jobs of at most ``runs_per_job`` runs of one (benchmark, model, STL or not)."""
     from mtl_pipelines.grid import stl_runs_for
 
-    if not isinstance(runs_per_job, int) or isinstance(runs_per_job, bool) or runs_per_job < 1:
-        raise ValueError(f"runs_per_job must be an integer >= 1, got {runs_per_job!r}")
+    check_runs_per_job(runs_per_job)
     keyed: dict[tuple[str, str, bool], list[str]] = {}
     for run in runs.values():
         keyed.setdefault((run.benchmark, run.model_key, run.is_stl), []).append(run.run_id)
@@ -128,7 +135,8 @@ def write_manifests(jobs: Mapping[str, Job], runs: Mapping[str, RunSpec], result
     return written
 
 
-def _spec(where: str, data: Any) -> JobSpec:
+def spec_from(where: str, data: Any) -> JobSpec:
+    """The job described by a manifest mapping (``where`` names its source in errors)."""
     if not isinstance(data, Mapping) or not isinstance(data.get("runs"), list) or not data.get("job"):
         raise ValueError(f"{where}: not a job manifest (needs 'job', 'runs_root' and a list 'runs')")
     out = []
@@ -148,24 +156,7 @@ def load_manifest(path: str | Path) -> JobSpec:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({exc})") from exc
-    return _spec(str(path), data)
-
-
-def from_params(params_path: str | Path, job_id: str, runs_root: str | Path) -> JobSpec:
-    """The job ``job_id`` of a generated ``params.yaml`` (DVC), its configs taken from ``runs.<id>``."""
-    path = Path(params_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; generate it with `mtl dvc`")
-    data = yaml.safe_load(path.read_text()) or {}
-    jobs, configs = data.get("jobs", {}), data.get("runs", {})
-    if job_id not in jobs:
-        raise ValueError(f"{path} has no job {job_id!r}; it lists {len(jobs)} jobs (e.g. {list(jobs)[:3]})")
-    entry = jobs[job_id]
-    missing = [r for r in entry["runs"] if r not in configs]
-    if missing:
-        raise ValueError(f"{path}: job {job_id!r} names runs with no entry under 'runs': {missing}")
-    runs = [{"id": r, "stl": entry.get("stl", {}).get(r, []), "config": configs[r]} for r in entry["runs"]]
-    return _spec(f"{path}:jobs.{job_id}", {"job": job_id, "runs_root": str(runs_root), "runs": runs})
+    return spec_from(str(path), data)
 
 
 class JobFailed(RuntimeError):
