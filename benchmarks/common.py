@@ -6,6 +6,7 @@ the foundation issue: every method is timed on exactly this model, batch and mac
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -13,6 +14,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -106,6 +108,17 @@ class BenchModel(nn.Module):
         p = model.problem
         out = model.decode(model.encode(p.x))
         return {t: nn.functional.mse_loss(out[t], target) for t, target in zip(model.tasks, p.targets)}
+
+
+def parser(doc: str, out_name: str) -> argparse.ArgumentParser:
+    """The options every benchmark script shares (device, K values, repeats, threads, output file)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--ks", type=int, nargs="+", default=[2, 3, 11, 40])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / out_name))
+    return p
 
 
 def sync(device: torch.device) -> None:

@@ -16,7 +16,6 @@ epoch 2 with a constant buffer, so both take their adaptive branch.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import inspect
 import sys
@@ -28,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import Problem, machine, time_fn, warm_up_process, write_json
+from common import parser as common_parser
 
 # our method name -> (LibMTL weighting class, its kwargs)
 LIBMTL = {
@@ -160,12 +160,7 @@ def run(ks: list[int], device: str, repeats: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--ks", type=int, nargs="+", default=[2, 3, 11, 40])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "peers.json"))
+    parser = common_parser(__doc__, "peers.json")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -24,7 +24,6 @@ A measured overhead within 20% of its prediction means the step does nothing bey
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import BenchModel, Head, Problem, machine, sync, time_fn, warm_up_process, write_json
+from common import parser as common_parser
 
 import mtl_core
 
@@ -149,12 +149,7 @@ def table(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--ks", type=int, nargs="+", default=[2, 3, 11, 40])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "sam_family.json"))
+    parser = common_parser(__doc__, "sam_family.json")
     parser.add_argument("--table", metavar="JSON", help="only print the Markdown tables of a results file")
     args = parser.parse_args(argv)
     if args.table:

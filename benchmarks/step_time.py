@@ -13,7 +13,6 @@ Measures, for each K:
 
 from __future__ import annotations
 
-import argparse
 import resource
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import BenchModel, Problem, machine, sync, time_fn, warm_up_process, write_json
+from common import parser as common_parser
 
 import mtl_core
 from mtl_core import aggregators, weightings
@@ -110,13 +110,8 @@ def run(ks: list[int], device: str, repeats: int, peak: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--ks", type=int, nargs="+", default=[2, 3, 11, 40])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser = common_parser(__doc__, "step_time.json")
     parser.add_argument("--no-peak", action="store_true", help="skip the subprocess peak-memory runs")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "step_time.json"))
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
