@@ -15,9 +15,42 @@ import numpy as np
 from mtl_data._io import atomic_writer
 from mtl_data.base import SPLITS, check_split
 
-__all__ = ["SPLITS", "cached_arrays", "check_resolution", "check_size", "check_split", "item_seed", "reject_unknown"]
+__all__ = [
+    "SPLITS",
+    "SizedStandin",
+    "cached_arrays",
+    "check_resolution",
+    "check_size",
+    "check_split",
+    "item_seed",
+    "reject_unknown",
+]
 
 _SPLIT_CODE = {split: code for code, split in enumerate(SPLITS)}
+
+
+class SizedStandin:
+    """``len``, the index check and ``repr`` of a procedural stand-in holding ``size`` items rendered for a
+    ``split``, ``seed`` and ``resolution``; listed before ``MTLDataset`` in the bases."""
+
+    name: str
+    size: int
+    split: str
+    seed: int
+    resolution: tuple[int, int]
+
+    def __len__(self) -> int:
+        return self.size
+
+    def check_index(self, index: int) -> None:
+        if not -self.size <= index < self.size:
+            raise IndexError(f"{self.name}: index {index} out of range for {self.size} items")
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(split={self.split!r}, seed={self.seed}, size={self.size}, "
+            f"resolution={self.resolution})"
+        )
 
 
 def check_size(size: int | None, default: int, what: str) -> int:

@@ -41,6 +41,7 @@ from scipy import ndimage
 
 from mtl_data.base import MTLDataset
 from mtl_data.synthetic._base import (
+    SizedStandin,
     cached_arrays,
     check_resolution,
     check_size,
@@ -411,7 +412,7 @@ def render_attributes(rng: np.random.Generator, height: int, width: int) -> Attr
     return AttributeRendering(np.clip(img, 0, 1).astype(np.float32), attributes, main_mask, second_mask, third_mask)
 
 
-class MultiAttributes(MTLDataset):
+class MultiAttributes(SizedStandin, MTLDataset):
     """CelebA stand-in: ``(image 3xHxW float32 in [0, 1], {attribute: float32 0/1 scalar})``.
 
     Default sizes 10000 / 2000 / 2000 (CelebA's 162770 / 19867 / 19962 scaled down ~16x for CPU
@@ -482,17 +483,8 @@ class MultiAttributes(MTLDataset):
         std[std == 0] = 1.0
         return (x.T @ x) / len(x) / np.outer(std, std)
 
-    def __len__(self) -> int:
-        return self.size
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if not -self.size <= index < self.size:
-            raise IndexError(f"{self.name}: index {index} out of range for {self.size} items")
+        self.check_index(index)
         image = torch.from_numpy(self._images[index].astype(np.float32) / 255.0)
         row = self._attributes[index]
         return image, {name: row[k] for k, name in enumerate(ATTRIBUTES)}
-
-    def __repr__(self) -> str:
-        return (
-            f"MultiAttributes(split={self.split!r}, seed={self.seed}, size={self.size}, resolution={self.resolution})"
-        )

@@ -35,6 +35,7 @@ import torch
 
 from mtl_data.base import MTLDataset
 from mtl_data.synthetic._base import (
+    SizedStandin,
     cached_arrays,
     check_resolution,
     check_size,
@@ -85,7 +86,7 @@ __all__ = [
 GENERATOR_VERSION = 2
 
 
-class _SceneDataset(MTLDataset):
+class _SceneDataset(SizedStandin, MTLDataset):
     """Renders ``size`` scenes of a split once (or loads them from ``cache_dir``), serves them as tensors."""
 
     is_standin = True
@@ -166,12 +167,8 @@ class _SceneDataset(MTLDataset):
                 out[task][i] = value
         return out
 
-    def __len__(self) -> int:
-        return self.size
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if not -self.size <= index < self.size:
-            raise IndexError(f"{self.name}: index {index} out of range for {self.size} items")
+        self.check_index(index)
         a = self._arrays
         targets = {
             "segmentation": torch.from_numpy(a["segmentation"][index].astype(np.int64)),
@@ -180,12 +177,6 @@ class _SceneDataset(MTLDataset):
         if self.normals:
             targets["normal"] = torch.from_numpy(a["normal"][index].copy())
         return torch.from_numpy(a["image"][index].copy()), targets
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(split={self.split!r}, seed={self.seed}, size={self.size}, "
-            f"resolution={self.resolution})"
-        )
 
 
 class IndoorScenes(_SceneDataset):

@@ -52,7 +52,15 @@ import torch
 from mtl_data.base import MTLDataset
 from mtl_data.cityscapes3 import DISPARITY_SCALE, NO_INSTANCE_CLASSES, VALID_CLASSES, instance_offsets
 from mtl_data.synthetic import scenes as _scenes
-from mtl_data.synthetic._base import cached_arrays, check_resolution, check_size, check_split, item_seed, reject_unknown
+from mtl_data.synthetic._base import (
+    SizedStandin,
+    cached_arrays,
+    check_resolution,
+    check_size,
+    check_split,
+    item_seed,
+    reject_unknown,
+)
 from mtl_data.synthetic.raycast import Camera
 from mtl_data.synthetic.render import Rendering, render
 from mtl_data.synthetic.street import PART_KINDS, Part, street_scene_parts
@@ -157,7 +165,7 @@ def encode(sample: StreetSample) -> dict[str, np.ndarray]:
     }
 
 
-class StreetScenes3(MTLDataset):
+class StreetScenes3(SizedStandin, MTLDataset):
     """Cityscapes 3-task stand-in: rendered streets with 19-class segmentation, instance offsets, disparity.
 
     Constructor as the other scene stand-ins: ``(split, seed=0, size=None, resolution=(32, 64), *,
@@ -230,12 +238,8 @@ class StreetScenes3(MTLDataset):
         items = [encode(self.render_item(i)) for i in range(self.size)]
         return {key: np.stack([item[key] for item in items]) for key in items[0]}
 
-    def __len__(self) -> int:
-        return self.size
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if not -self.size <= index < self.size:
-            raise IndexError(f"{self.name}: index {index} out of range for {self.size} items")
+        self.check_index(index)
         a = self._arrays
         targets = {
             "segmentation": torch.from_numpy(a["segmentation"][index].astype(np.int64)),
@@ -243,9 +247,3 @@ class StreetScenes3(MTLDataset):
             "disparity": torch.from_numpy(a["disparity"][index].copy()),
         }
         return torch.from_numpy(a["image"][index].copy()), targets
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(split={self.split!r}, seed={self.seed}, size={self.size}, "
-            f"resolution={self.resolution})"
-        )
