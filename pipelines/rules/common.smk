@@ -1,5 +1,4 @@
 # The grid of the chosen profile (single source of truth shared with `mtl dvc`): runs, jobs, studies, paths.
-import os
 import shlex
 import sys
 
