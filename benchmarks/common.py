@@ -82,7 +82,7 @@ class Problem:
 
 class BenchModel(nn.Module):
     """A problem's encoder and heads behind the model protocol of ``mtl_core.MTLStep`` (encode, decode,
-    shared_parameters, task_parameters); ``closure`` gives the step the K losses of the problem's batch."""
+    shared_parameters, task_parameters); ``closure`` gives the step the losses of the problem's batch."""
 
     def __init__(self, problem: Problem) -> None:
         super().__init__()
@@ -94,8 +94,8 @@ class BenchModel(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
 
-    def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {t: h(z) for t, h in self.heads.items()}
+    def decode(self, z: torch.Tensor, tasks: list[str] | None = None) -> dict[str, torch.Tensor]:
+        return {t: h(z) for t, h in self.heads.items() if tasks is None or t in tasks}
 
     def shared_parameters(self):
         return self.encoder.parameters()
@@ -104,10 +104,16 @@ class BenchModel(nn.Module):
         return self.heads[task].parameters()
 
     @staticmethod
-    def closure(model: BenchModel) -> dict[str, torch.Tensor]:
+    def closure(model: BenchModel, tasks: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Task-restricted (``mtl_core.step.LossClosure``): ``tasks`` selects the heads that run."""
         p = model.problem
-        out = model.decode(model.encode(p.x))
-        return {t: nn.functional.mse_loss(out[t], target) for t, target in zip(model.tasks, p.targets)}
+        out = model.decode(model.encode(p.x), tasks)
+        return {t: nn.functional.mse_loss(out[t], target) for t, target in zip(model.tasks, p.targets) if t in out}
+
+    @staticmethod
+    def full_closure(model: BenchModel) -> dict[str, torch.Tensor]:
+        """The same losses, always all K heads (a closure without ``tasks``)."""
+        return BenchModel.closure(model)
 
 
 def parser(doc: str, out_name: str) -> argparse.ArgumentParser:
@@ -150,6 +156,28 @@ def time_fn(fn: Callable[[], object], device: torch.device, repeats: int, warmup
         sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int = 2
+) -> dict[str, float]:
+    """Median wall time of each ``fn`` in seconds, timed in rounds (one run of every ``fn`` per round).
+
+    On a VM whose speed drifts by 2x within minutes, timing one function's repeats back to back and then the
+    next puts the drift into their ratio; interleaving spreads it over all of them alike.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    sync(device)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def machine() -> dict[str, object]:

@@ -186,3 +186,23 @@ def test_help_of_every_command() -> None:
             env={**os.environ},
         )
         assert out.returncode == 0 and "usage: mtl" in out.stdout
+
+
+def test_sam_family_runs_use_the_task_restricted_closure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The training closure answers the step's one-task requests through one head (mtl_core's LossClosure)."""
+    from mtl_core import MTLStep
+    from mtl_core.step import accepts_tasks
+
+    seen: list[dict] = []
+    original = MTLStep.step
+
+    def spy(self: MTLStep, closure):  # type: ignore[no-untyped-def]
+        assert accepts_tasks(closure)
+        with torch.no_grad():
+            seen.append({t: sorted(closure(self.model, tasks=[t])) for t in self.tasks})
+        return original(self, closure)
+
+    monkeypatch.setattr(MTLStep, "step", spy)
+    config = {**TINY, "method": {"name": "samo+mgda"}, "train": {**TINY["train"], "epochs": 1}}
+    train(config, tmp_path / "samo", progress=False)
+    assert seen and all(answer == {t: [t] for t in answer} for answer in seen)

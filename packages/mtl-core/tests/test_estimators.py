@@ -7,7 +7,15 @@ import math
 
 import pytest
 import torch
-from test_step_models import Counter, TinyMTL, batch, closure_for, params_of, single_thread  # noqa: F401
+from test_step_models import (  # noqa: F401
+    Counter,
+    TinyMTL,
+    batch,
+    closure_for,
+    params_of,
+    restricted_closure_for,
+    single_thread,
+)
 
 from mtl_core import MTLStep, aggregators, estimators
 from mtl_core.estimators import normalize_local, spsa_gradient
@@ -358,6 +366,67 @@ def test_forward_and_backward_counts_match_the_cost_model(method, k):
     counter = Counter(model)
     run(method, k, model=model)
     assert counter.counts() == expected_cost(method, k)
+
+
+# ------------------------------------------------------------------------------ task-restricted closures
+PER_TASK_PASSES = ["lsam+mgda", "fmtl+pcgrad", "fmtl+ls", "samo+mgda", "samo+ls"]
+
+
+@pytest.mark.parametrize("method", [*PER_TASK_PASSES, "sam+mgda", "exact+nash_mtl", "consmtl", "features+mgda"])
+def test_a_task_restricted_closure_gives_the_same_steps(method):
+    x, y = batch(3)
+    full, restricted = TinyMTL(3), TinyMTL(3)
+    run(method, model=full, steps=2, closure=closure_for(x, y))
+    run(method, model=restricted, steps=2, closure=restricted_closure_for(x, y))
+    torch.testing.assert_close(params_of(restricted), params_of(full), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+@pytest.mark.parametrize("method", PER_TASK_PASSES)
+def test_per_task_passes_run_one_head_with_a_task_restricted_closure(method, k):
+    """Each head's forwards per step: 1 (first forward) + the passes of its own task (1, or SPSA's 2 + 1)."""
+    model = TinyMTL(k)
+    calls = dict.fromkeys(model.tasks, 0)
+    for t in model.tasks:
+        model.heads[t].register_forward_hook(lambda *_, t=t: calls.__setitem__(t, calls[t] + 1))
+    log = []
+    x, y = batch(k)
+    run(method, k, model=model, closure=restricted_closure_for(x, y, log))
+    own = 3 if method.startswith("samo") else 1
+    assert calls == dict.fromkeys(model.tasks, 1 + own)
+    assert log[0] is None and all(tasks is not None and len(tasks) == 1 for tasks in log[1:])
+
+
+@pytest.mark.parametrize("k", [2, 4])
+@pytest.mark.parametrize("method", PER_TASK_PASSES)
+def test_task_restricted_forward_and_backward_counts_match_the_cost_model(method, k):
+    model = TinyMTL(k)
+    counter = Counter(model)
+    x, y = batch(k)
+    run(method, k, model=model, closure=restricted_closure_for(x, y))
+    assert counter.counts() == expected_cost(method, k)
+
+
+def test_a_tasks_parameter_without_default_is_rejected():
+    x, y = batch(3)
+    base = restricted_closure_for(x, y)
+
+    def closure(model, tasks):
+        return base(model, tasks)
+
+    with pytest.raises(ValueError, match="'tasks' parameter needs a default"):
+        run("samo+mgda", closure=closure)
+
+
+def test_a_restricted_closure_returning_other_tasks_is_rejected():
+    x, y = batch(3)
+    base = restricted_closure_for(x, y)
+
+    def closure(model, tasks=None):
+        return base(model)  # ignores the restriction: all three tasks
+
+    with pytest.raises(ValueError, match=r"unknown \['t1', 't2'\]"):
+        run("lsam+mgda", closure=closure)
 
 
 # ------------------------------------------------------------------------------------------ BatchNorm

@@ -41,11 +41,11 @@ class TinyMTL(nn.Module):
     def encode(self, x):
         return self.encoder(x)
 
-    def decode(self, z):
-        return {t: head(z).squeeze(-1) for t, head in self.heads.items()}
+    def decode(self, z, tasks=None):
+        return {t: head(z).squeeze(-1) for t, head in self.heads.items() if tasks is None or t in tasks}
 
-    def forward(self, x):
-        return self.decode(self.encode(x))
+    def forward(self, x, tasks=None):
+        return self.decode(self.encode(x), tasks)
 
     def shared_parameters(self):
         return self.encoder.parameters()
@@ -68,6 +68,18 @@ def closure_for(x, y, scales=None):
         preds = model(x)
         losses = torch.stack([((preds[t] - y[:, i]) ** 2).mean() for i, t in enumerate(model.tasks)])
         return losses if scales is None else losses * torch.as_tensor(scales, dtype=losses.dtype)
+
+    return closure
+
+
+def restricted_closure_for(x, y, log=None):
+    """``closure(model, tasks=None) -> {task: loss}`` through the requested heads only; logs each call's tasks."""
+
+    def closure(model, tasks=None):
+        if log is not None:
+            log.append(tasks)
+        preds = model(x, tasks)
+        return {t: ((preds[t] - y[:, i]) ** 2).mean() for i, t in enumerate(model.tasks) if t in preds}
 
     return closure
 

@@ -48,6 +48,35 @@ def test_encode_then_decode_equals_forward(benchmark_cfg: Benchmark) -> None:
         torch.testing.assert_close(staged[task], direct[task], rtol=0, atol=0)
 
 
+def test_decoding_a_subset_of_tasks_runs_only_their_heads(benchmark_cfg: Benchmark) -> None:
+    model = tiny_model(benchmark_cfg).eval()
+    x = tiny_input(benchmark_cfg)
+    names = list(model.tasks)
+    wanted = [names[-1], names[0]]  # any order in, task order out
+    called: list[str] = []
+    hooks = [model.heads[t].register_forward_hook(lambda *_, t=t: called.append(t)) for t in names]
+    try:
+        with torch.no_grad():
+            full = model(x)
+            called.clear()
+            subset = model(x, tasks=wanted)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    expected = [t for t in names if t in wanted]
+    assert list(subset) == expected
+    assert sorted(called) == sorted(expected), "heads outside the requested tasks ran"
+    for task in expected:
+        torch.testing.assert_close(subset[task], full[task], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("tasks", ["not-a-task", ["not-a-task"], 3])
+def test_decoding_unknown_tasks_raises(benchmark_cfg: Benchmark, tasks: object) -> None:
+    model = tiny_model(benchmark_cfg).eval()
+    with torch.no_grad(), pytest.raises(ValueError, match="task"):
+        model(tiny_input(benchmark_cfg), tasks=tasks)
+
+
 def test_training_mode_forward_is_reproducible_under_a_seed(benchmark_cfg: Benchmark) -> None:
     # Dropout (ASPP, Office) is the only randomness of a forward pass.
     model = tiny_model(benchmark_cfg).train()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -219,12 +219,17 @@ def train(
             log(f"resuming {run_dir} after epoch {start_epoch}")
     io.write_jsonl(run_dir / METRICS, history)
 
-    def close(x: Any, targets: Mapping[str, Tensor], epoch: int, index: int) -> Callable[[], Tensor]:
-        def closure() -> Tensor:
-            predictions = model(x)
-            losses = torch.stack([specs[t].loss(predictions[t], targets[t]) for t in tasks])
+    all_tasks = list(tasks)
+
+    def close(x: Any, targets: Mapping[str, Tensor], epoch: int, index: int) -> Callable[..., dict[str, Tensor]]:
+        # task-restricted (mtl_core.step.LossClosure): the SAM family's per-task passes ask for one task and
+        # run one head; {task: loss} keeps each loss its own graph root (per-task backwards cross one head)
+        def closure(_model: Any = None, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
+            names = all_tasks if tasks is None else list(tasks)
+            predictions = model(x) if tasks is None else model(x, tasks=names)
+            losses = {t: specs[t].loss(predictions[t], targets[t]) for t in names}
             # checked here, before any method (or optimizer) sees a non-finite value
-            _check_finite(losses.detach(), tasks, epoch, index, checkpoint)
+            _check_finite(torch.stack([v.detach() for v in losses.values()]), names, epoch, index, checkpoint)
             return losses
 
         return closure
@@ -259,9 +264,9 @@ def train(
                 shared = [p for p in model.shared_parameters() if p.requires_grad]
                 import mtl_core
 
-                grads = mtl_core.jacobian(closure(), shared)
+                grads = mtl_core.jacobian(list(closure().values()), shared)
                 diagnostics.append({"epoch": epoch + 1, "step": global_step + 1, **gradient_diagnostics(grads)})
-            losses = step.step(lambda _model, closure=closure: closure()).losses
+            losses = step.step(closure).losses
             n = batch_size_of(x)
             loss_sum += losses.double() * n
             seen += n

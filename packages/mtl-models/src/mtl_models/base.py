@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -116,11 +116,27 @@ class MultiTaskModel(nn.Module, ABC):
         """Shared representation of a batch."""
 
     @abstractmethod
-    def decode(self, z: Representation) -> dict[str, torch.Tensor]:
-        """Per-task predictions from the shared representation."""
+    def decode(self, z: Representation, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Per-task predictions from the shared representation, for every task or only ``tasks``.
 
-    def forward(self, x: Any) -> dict[str, torch.Tensor]:
-        return self.decode(self.encode(x))
+        Only the requested heads run: a training step that needs one task's loss (the SAM family's per-task
+        perturbed passes) pays for one head, not K.
+        """
+
+    def forward(self, x: Any, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        return self.decode(self.encode(x), tasks)
+
+    def selected_tasks(self, tasks: Sequence[str] | None) -> tuple[str, ...]:
+        """The tasks to decode: all of them (``None``) or the requested ones, in the model's task order."""
+        if tasks is None:
+            return self.task_names
+        if isinstance(tasks, str) or not isinstance(tasks, Iterable):
+            raise ValueError(f"tasks must be None or a collection of task names, got {tasks!r}")
+        wanted = set(tasks)
+        unknown = sorted(wanted - set(self.tasks), key=str)
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; tasks of this model: {list(self.tasks)}")
+        return tuple(t for t in self.task_names if t in wanted)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """Parameters shared by all tasks (those of ``self.encoder``)."""
@@ -136,7 +152,7 @@ class MultiTaskModel(nn.Module, ABC):
             raise ValueError(f"unknown task {task!r}; tasks of this model: {list(self.tasks)}")
 
     def _per_task(self, z: Representation) -> tuple[torch.Tensor, ...]:
-        """Check that ``z`` is a tuple holding one tensor per task, in task order."""
+        """Check that ``z`` is a tuple holding one tensor per task, in task order (all tasks, whatever is decoded)."""
         if not isinstance(z, tuple | list) or len(z) != len(self.tasks):
             got = f"a {type(z).__name__} of length {len(z)}" if isinstance(z, tuple | list) else type(z).__name__
             raise ValueError(

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -38,10 +38,10 @@ def _check_images(model: str, x: torch.Tensor, channels: int) -> None:
         raise ValueError(f"{model} expects images of shape (B, {channels}, H, W), got {shape}")
 
 
-def _decode_vector(model: MultiTaskModel, z: Representation) -> dict[str, torch.Tensor]:
+def _decode_vector(model: MultiTaskModel, z: Representation, tasks: Sequence[str] | None) -> dict[str, torch.Tensor]:
     if not isinstance(z, torch.Tensor) or z.dim() != 2:
         raise ValueError(f"{type(model).__name__}.decode expects a (B, features) tensor, got {type(z).__name__}")
-    return {t: scalar_outputs(head(z), model.tasks[t]) for t, head in model.heads.items()}
+    return {t: scalar_outputs(model.heads[t](z), model.tasks[t]) for t in model.selected_tasks(tasks)}
 
 
 class _NineLayerCNN(nn.Module):
@@ -100,8 +100,8 @@ class CelebACNN(MultiTaskModel):
         _check_images("CelebACNN", x, self.in_channels)
         return self.encoder(x)
 
-    def decode(self, z: Representation) -> dict[str, torch.Tensor]:
-        return _decode_vector(self, z)
+    def decode(self, z: Representation, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        return _decode_vector(self, z, tasks)
 
 
 class _CifarResNet18Features(nn.Module):
@@ -139,5 +139,5 @@ class CelebAResNet18(MultiTaskModel):
         _check_images("CelebAResNet18", x, self.in_channels)
         return self.encoder(x)
 
-    def decode(self, z: Representation) -> dict[str, torch.Tensor]:
-        return _decode_vector(self, z)
+    def decode(self, z: Representation, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        return _decode_vector(self, z, tasks)

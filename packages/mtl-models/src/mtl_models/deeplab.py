@@ -17,7 +17,7 @@ In both, every decoder parameter is task-specific, hence many more task paramete
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -155,10 +155,13 @@ class DeepLabV3(_DilatedResNetModel):
         self._check_input(x)
         return self.encoder(x)
 
-    def decode(self, z: Representation) -> dict[str, torch.Tensor]:
+    def decode(self, z: Representation, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         if not isinstance(z, torch.Tensor) or z.dim() != 4:
             raise ValueError(f"DeepLabV3.decode expects the (B, C, H, W) layer4 map, got {type(z).__name__}")
-        return {t: dense_output(upsample(head(z), 8), t in self.unit_vector_tasks) for t, head in self.heads.items()}
+        return {
+            t: dense_output(upsample(self.heads[t](z), 8), t in self.unit_vector_tasks)
+            for t in self.selected_tasks(tasks)
+        }
 
 
 class DeepLabV3Plus(_DilatedResNetModel):
@@ -197,11 +200,12 @@ class DeepLabV3Plus(_DilatedResNetModel):
         self._check_input(x)
         return self.encoder.forward_stages(x)
 
-    def decode(self, z: Representation) -> dict[str, torch.Tensor]:
+    def decode(self, z: Representation, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         if not isinstance(z, tuple | list) or len(z) != 2:
             raise ValueError("DeepLabV3Plus.decode expects the tuple (layer1 map, layer4 map) from encode")
         low, high = z
         # layer1 is at stride 4 of the input.
         return {
-            t: dense_output(upsample(head(low, high), 4), t in self.unit_vector_tasks) for t, head in self.heads.items()
+            t: dense_output(upsample(self.heads[t](low, high), 4), t in self.unit_vector_tasks)
+            for t in self.selected_tasks(tasks)
         }

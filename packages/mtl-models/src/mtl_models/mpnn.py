@@ -13,7 +13,7 @@ when an ``MPNN`` is built.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -119,7 +119,7 @@ class MPNN(MultiTaskModel):
     def encode(self, x: Any) -> torch.Tensor:
         return self.encoder(x)
 
-    def decode(self, z: Representation) -> dict[str, torch.Tensor]:
+    def decode(self, z: Representation, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         if not isinstance(z, torch.Tensor) or z.dim() != 2:
             raise ValueError(f"MPNN.decode expects a (num_graphs, features) tensor, got {type(z).__name__}")
-        return {t: scalar_outputs(head(z), self.tasks[t]) for t, head in self.heads.items()}
+        return {t: scalar_outputs(self.heads[t](z), self.tasks[t]) for t in self.selected_tasks(tasks)}

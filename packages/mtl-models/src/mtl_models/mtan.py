@@ -14,7 +14,7 @@ A task's loss therefore has exactly zero gradient w.r.t. the other tasks' attent
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -127,8 +127,8 @@ class MTAN(MultiTaskModel):
         check_spatial_multiple("MTAN", x, SEGNET_REDUCTION, self.encoder.backbone.in_channels)
         return self.encoder(x)
 
-    def decode(self, z: Representation) -> dict[str, torch.Tensor]:
-        features = self._per_task(z)
+    def decode(self, z: Representation, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        features = dict(zip(self.task_names, self._per_task(z)))
         return {
-            t: dense_output(self.heads[t](zt), t in self.unit_vector_tasks) for t, zt in zip(self.task_names, features)
+            t: dense_output(self.heads[t](features[t]), t in self.unit_vector_tasks) for t in self.selected_tasks(tasks)
         }

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -75,9 +75,9 @@ class MultiMNISTResNet18(MultiTaskModel):
         _check_images("MultiMNISTResNet18", x, self.in_channels)
         return self.encoder(x)
 
-    def decode(self, z: Representation) -> dict[str, torch.Tensor]:
+    def decode(self, z: Representation, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         z = _check_vector("MultiMNISTResNet18", z)
-        return {t: scalar_outputs(head(z), self.tasks[t]) for t, head in self.heads.items()}
+        return {t: scalar_outputs(self.heads[t](z), self.tasks[t]) for t in self.selected_tasks(tasks)}
 
 
 class _LeNetFeatures(nn.Module):
@@ -133,6 +133,6 @@ class MultiLeNet(MultiTaskModel):
         _check_images("MultiLeNet", x, self.in_channels, self.input_size)
         return self.encoder(x)
 
-    def decode(self, z: Representation) -> dict[str, torch.Tensor]:
+    def decode(self, z: Representation, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         z = _check_vector("MultiLeNet", z)
-        return {t: scalar_outputs(head(z), self.tasks[t]) for t, head in self.heads.items()}
+        return {t: scalar_outputs(self.heads[t](z), self.tasks[t]) for t in self.selected_tasks(tasks)}

@@ -11,7 +11,7 @@ tuple of features in task order.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -83,10 +83,9 @@ class OfficeResNet18(MultiTaskModel):
             )
         return tuple(self._features(t, x[t]) for t in self.task_names)
 
-    def decode(self, z: Representation) -> dict[str, torch.Tensor]:
-        return {
-            t: scalar_outputs(self.heads[t](zt), self.tasks[t]) for t, zt in zip(self.task_names, self._per_task(z))
-        }
+    def decode(self, z: Representation, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        features = dict(zip(self.task_names, self._per_task(z)))
+        return {t: scalar_outputs(self.heads[t](features[t]), self.tasks[t]) for t in self.selected_tasks(tasks)}
 
     def predict_task(self, task: str, images: torch.Tensor) -> torch.Tensor:
         """Logits of one domain's images (evaluation domain by domain)."""

@@ -11,7 +11,7 @@ it predicts at 1/8 resolution (the labels are resized to 1/8), hence ``output_re
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -100,12 +100,12 @@ class PSPNet(_DilatedResNetModel):
         self._check_input(x)
         return self.encoder(x)
 
-    def decode(self, z: Representation) -> dict[str, torch.Tensor]:
+    def decode(self, z: Representation, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         if not isinstance(z, torch.Tensor) or z.dim() != 4:
             raise ValueError(f"PSPNet.decode expects the (B, C, H, W) layer4 map, got {type(z).__name__}")
         out = {}
-        for task, head in self.heads.items():
-            y = head(z)
+        for task in self.selected_tasks(tasks):
+            y = self.heads[task](z)
             if self.output_resolution == "input":
                 y = F.interpolate(
                     y,

@@ -8,7 +8,7 @@ ReLU blocks, 2x2 max-pooling whose indices drive max-unpooling) and, per task, a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -157,7 +157,7 @@ class SegNetSplit(MultiTaskModel):
         check_spatial_multiple("SegNetSplit", x, SEGNET_REDUCTION, self.encoder.backbone.in_channels)
         return self.encoder(x)
 
-    def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    def decode(self, z: torch.Tensor, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         if not isinstance(z, torch.Tensor) or z.dim() != 4:
             raise ValueError(f"SegNetSplit.decode expects the (B, C, H, W) decoder map, got {type(z).__name__}")
-        return {t: dense_output(head(z), t in self.unit_vector_tasks) for t, head in self.heads.items()}
+        return {t: dense_output(self.heads[t](z), t in self.unit_vector_tasks) for t in self.selected_tasks(tasks)}

@@ -7,7 +7,7 @@ Linear(20, 20) - LeakyReLU shared; per task Linear(20, 20) - LeakyReLU - Linear(
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -54,7 +54,7 @@ class ToyMLP(MultiTaskModel):
             raise ValueError(f"ToyMLP expects inputs of shape (B, {self.in_features}), got {shape}")
         return self.encoder(x)
 
-    def decode(self, z: Representation) -> dict[str, torch.Tensor]:
+    def decode(self, z: Representation, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         if not isinstance(z, torch.Tensor) or z.dim() != 2:
             raise ValueError(f"ToyMLP.decode expects a (B, features) tensor, got {type(z).__name__}")
-        return {t: scalar_outputs(head(z), self.tasks[t]) for t, head in self.heads.items()}
+        return {t: scalar_outputs(self.heads[t](z), self.tasks[t]) for t in self.selected_tasks(tasks)}

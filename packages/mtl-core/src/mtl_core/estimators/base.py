@@ -65,8 +65,10 @@ class StepContext(Protocol):
     z: tuple[Tensor, ...] | None
     needs_rows: bool
 
-    def evaluate(self, *, grad: bool = True) -> Tensor:
-        """Re-run the loss closure at the current (possibly perturbed) weights: ``Tensor[K]``.
+    def evaluate(self, *, grad: bool = True, task: int | None = None) -> Tensor:
+        """Re-run the loss closure at the current (possibly perturbed) weights: ``Tensor[K]``, or with ``task``
+        the scalar loss of that task only (through its head only when the closure is task-restricted; a
+        backward from it never runs through the other heads).
 
         BatchNorm running statistics are not updated by these passes (see ``frozen_norm_stats``).
         """

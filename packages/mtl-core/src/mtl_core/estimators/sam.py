@@ -73,7 +73,8 @@ def local_sam_rows(
 
     ``eps_i`` moves the shared parameters by ``rho_shared g_i / ||g_i||`` (``g_i = shared_grads[i]``) and
     head ``i`` by ``rho_heads h_i / ||h_i||``; one forward and one backward per task (seed 000 Alg. 1 lines
-    3-4). Returns the ``[K, n]`` shared SAM gradients and each head's SAM gradient.
+    3-4); each forward runs head ``i`` only when the closure is task-restricted. Returns the ``[K, n]`` shared
+    SAM gradients and each head's SAM gradient.
     """
     shared = list(ctx.shared)
     rows = torch.empty_like(shared_grads)
@@ -83,8 +84,7 @@ def local_sam_rows(
         eps = ascent_step(unflatten_like(shared_grads[i], shared), shared, rho_shared, adaptive)
         eps += ascent_step(head_grads[i], head, rho_heads, adaptive)
         with perturbed(shared + head, eps):
-            losses = ctx.evaluate()
-            grads = grads_of(ctx.task_losses(losses)[i], shared + head)
+            grads = grads_of(ctx.evaluate(task=i), shared + head)
         torch.cat([g.reshape(-1) for g in grads[: len(shared)]], out=rows[i])
         sam_heads.append(grads[len(shared) :])
     return rows, sam_heads

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,29 @@ STEP_OPTIONS = ("tasks", "hparams", "per_task_optimizers", "max_grad_norm", "hea
 #: ``closure(model)`` returns the K task losses of the current batch at the model's current weights: a
 #: ``{task: loss}`` mapping, a sequence of K scalars (both keep each task's loss as its own graph root, so
 #: per-task backward passes run through that task's head only), or a ``Tensor[K]`` in task order.
-LossClosure = Callable[[nn.Module], Any]
+#: A closure with a parameter ``tasks=None`` is *task-restricted*: ``closure(model, tasks=names)`` returns the
+#: losses of those tasks only (same forms, in task order), computed through their heads only (e.g.
+#: ``model(x, tasks=tasks)``). The estimators that need one task's loss at its own perturbed weights (``lsam``,
+#: ``fmtl``, ``samo``) then run one head per forward instead of K.
+LossClosure = Callable[..., Any]
+
+
+def accepts_tasks(closure: LossClosure) -> bool:
+    """Whether ``closure`` is task-restricted: it has a parameter ``tasks`` with a default (``None``: all)."""
+    try:
+        parameter = inspect.signature(closure).parameters.get("tasks")
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        return False
+    if parameter is None or parameter.kind in (parameter.POSITIONAL_ONLY, parameter.VAR_POSITIONAL):
+        return False
+    if parameter.default is parameter.empty:
+        raise ValueError(
+            "the closure's 'tasks' parameter needs a default (tasks=None: all tasks); the step calls "
+            "closure(model) for all tasks and closure(model, tasks=names) for a subset"
+        )
+    return True
+
+
 OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
 
 
@@ -214,6 +237,8 @@ class MTLStep:
         (the SAM family calls it again at perturbed weights, FAMO after the update); for the ``features``
         estimator and ConsMTL it must go through ``model.encode`` exactly once (e.g. ``model(x)`` with
         ``forward = decode(encode(x))``). Batches of any type work: the step only ever calls the closure.
+        A task-restricted closure ``closure(model, tasks=None)`` (see :data:`LossClosure`) lets the per-task
+        passes of ``lsam``/``fmtl``/``samo`` run one head instead of all K.
         """
         if not callable(closure):
             raise ValueError(f"step() takes a loss closure closure(model) -> losses, got {type(closure).__name__}")
@@ -321,35 +346,35 @@ class MTLStep:
         """The closure's output as a ``Tensor[K]`` in task order; malformed or non-finite losses raise."""
         return self._split_losses(output)[0]
 
-    def _split_losses(self, output: Any) -> tuple[Tensor, list[Tensor] | None]:
-        """``(Tensor[K], the K scalar losses as returned or None)``: see :meth:`_Context.task_losses`."""
-        k = self.num_tasks
+    def _split_losses(self, output: Any, tasks: Sequence[str] | None = None) -> tuple[Tensor, list[Tensor] | None]:
+        """``(Tensor[K'], the K' scalar losses as returned or None)`` for ``tasks`` (default: all K tasks).
+
+        See :meth:`_Context.task_losses` for why the scalars are kept.
+        """
+        tasks = list(self.tasks if tasks is None else tasks)
+        k = len(tasks)
         roots = None
         if isinstance(output, Mapping):
-            missing = [t for t in self.tasks if t not in output]
-            unknown = [t for t in output if t not in self.tasks]
+            missing = [t for t in tasks if t not in output]
+            unknown = [t for t in output if t not in tasks]
             if missing or unknown:
                 raise ValueError(
-                    f"the closure's losses have tasks missing {missing} / unknown {unknown}; tasks: {list(self.tasks)}"
+                    f"the closure's losses have tasks missing {missing} / unknown {unknown}; tasks: {tasks}"
                 )
-            output = [output[t] for t in self.tasks]
+            output = [output[t] for t in tasks]
         if isinstance(output, (list, tuple)):
             if len(output) != k or not all(isinstance(v, Tensor) and v.numel() == 1 for v in output):
-                raise ValueError(
-                    f"the closure must return {k} scalar losses (tasks {list(self.tasks)}), got {output!r}"
-                )
+                raise ValueError(f"the closure must return {k} scalar losses (tasks {tasks}), got {output!r}")
             roots = [v.reshape(()) for v in output]
             output = torch.stack(roots)
         if not isinstance(output, Tensor) or output.shape != (k,):
             shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-            raise ValueError(
-                f"the closure must return a Tensor[{k}] of task losses (tasks {list(self.tasks)}), got {shape}"
-            )
+            raise ValueError(f"the closure must return a Tensor[{k}] of task losses (tasks {tasks}), got {shape}")
         if not output.is_floating_point():
             raise ValueError(f"task losses must be floating point, got dtype {output.dtype}")
         finite = torch.isfinite(output.detach())
         if not bool(finite.all()):
-            bad = [t for t, ok in zip(self.tasks, finite.tolist()) if not ok]
+            bad = [t for t, ok in zip(tasks, finite.tolist()) if not ok]
             raise ValueError(f"non-finite loss for task(s) {bad}: {output.detach().tolist()}")
         return output, roots
 
@@ -413,6 +438,7 @@ class _Context:
         self._weighting_weights: Tensor | None = None
         self._fixed_taken = False
         self._roots: dict[int, tuple[Tensor, list[Tensor]]] = {}
+        self._restricted = accepts_tasks(closure)
         capture = step.estimator is not None and step.estimator.needs_features
         self.losses, self.z = self._first_forward(capture)
         if not self.losses.requires_grad:
@@ -473,9 +499,15 @@ class _Context:
             return known[1]
         return list(losses.unbind())
 
-    def evaluate(self, *, grad: bool = True) -> Tensor:
+    def evaluate(self, *, grad: bool = True, task: int | None = None) -> Tensor:
         with frozen_norm_stats(self._step._norm_layers), torch.set_grad_enabled(grad):
-            return self._losses(self._closure(self._step.model))
+            if task is None:
+                return self._losses(self._closure(self._step.model))
+            if not self._restricted:
+                return self.task_losses(self._losses(self._closure(self._step.model)))[task]
+            name = self._step.tasks[task]
+            losses, roots = self._step._split_losses(self._closure(self._step.model, tasks=(name,)), (name,))
+            return losses[0] if roots is None else roots[0]
 
     def jacobian(
         self, losses: Tensor | Sequence[Tensor], inputs: Sequence[Tensor], *, retain_graph: bool = False
