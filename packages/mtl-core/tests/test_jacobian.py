@@ -110,6 +110,17 @@ def test_batched_mode_falls_back_to_the_loop_when_an_op_cannot_be_vmapped(monkey
     torch.testing.assert_close(j[1], 18.0 * p.detach())
 
 
+def test_batched_through_z_falls_back_to_the_loop_with_the_same_warning(monkeypatch):
+    monkeypatch.setattr(jac_module, "_batched_fallback_warned", False)
+    p = torch.randn(4, requires_grad=True)
+    z = NotBatchable.apply(p)  # the encoder: its backward cannot be vmapped
+    losses = [z.sum(), (z**2).sum()]
+    with pytest.warns(RuntimeWarning, match="falling back"):
+        j = mtl_core.jacobian(losses, [p], mode="batched", through=z)
+    torch.testing.assert_close(j[0], torch.full((4,), 3.0))
+    torch.testing.assert_close(j[1], 18.0 * p.detach())
+
+
 def test_retain_graph_false_frees_the_graph():
     p = torch.randn(3, requires_grad=True)
     losses = torch.stack([(p.exp()).sum(), (p.sin()).sum()])

@@ -110,16 +110,20 @@ def jacobian(
         try:
             return _vmapped_rows(losses, inputs, torch.eye(k, dtype=losses.dtype, device=losses.device), out)
         except RuntimeError as err:  # an op without a vmap batching rule for its backward
-            global _batched_fallback_warned
-            if not _batched_fallback_warned:
-                warnings.warn(
-                    f"batched Jacobian failed ({str(err).splitlines()[0][:200]}); "
-                    "falling back to one backward per task",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                _batched_fallback_warned = True
+            _warn_fallback(err)
     return _looped(losses if roots is None else roots, inputs, out, retain_graph)
+
+
+def _warn_fallback(err: RuntimeError) -> None:
+    """Say once per process that the batched engine fell back to the per-task loop (same result, slower)."""
+    global _batched_fallback_warned
+    if not _batched_fallback_warned:
+        warnings.warn(
+            f"batched Jacobian failed ({str(err).splitlines()[0][:200]}); falling back to one backward per task",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        _batched_fallback_warned = True
 
 
 def _looped(losses: Tensor | list[Tensor], inputs: list[Tensor], out: Tensor | None, retain_graph: bool) -> Tensor:
@@ -147,8 +151,8 @@ def _encoder_vjps(
     if batched:
         try:
             return _vmapped_rows(feats, inputs, cotangents, out)
-        except RuntimeError:  # no batching rule: the loop below runs on the retained graph
-            pass
+        except RuntimeError as err:  # no batching rule: the loop below runs on the retained graph
+            _warn_fallback(err)
     for i in range(k):
         grads = torch.autograd.grad(
             feats,
