@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import BenchModel, Problem, machine, sync, time_fn, warm_up_process, write_json
+from common import BenchModel, Problem, machine, sync, time_fn, time_interleaved, warm_up_process, write_json
 from common import parser as common_parser
 
 import mtl_core
@@ -69,25 +69,25 @@ def jacobian_peak(k: int, mode: str, device: str, through: bool) -> float:
 
 
 def run(ks: list[int], device: str, repeats: int, peak: bool) -> dict:
-    results: dict = {"machine": machine(), "device": device, "repeats": repeats, "ks": {}}
+    results: dict = {"machine": machine(), "device": device, "repeats": repeats, "timing": "interleaved", "ks": {}}
     warm_up_process(device)
     for k in ks:
         p = Problem(k, device)
         row: dict = {"n_shared": sum(x.numel() for x in p.shared_parameters())}
-        ls = time_fn(method_step(p, "ls"), p.device, repeats)
+        methods = [
+            *weightings.names(),
+            *(f"exact+{name}" for name in aggregators.names()),
+            *(f"features+{name}" for name in FEATURE_METHODS),
+        ]
+        # every method once per round (time_interleaved): the VM's drift falls on all ratios alike
+        steps = time_interleaved({m: method_step(p, m) for m in methods}, p.device, repeats)
+        ls = steps["ls"]
         row["ls_seconds"] = ls
-        ratios: dict[str, float] = {}
-        shares: dict[str, float] = {}
-        for name in weightings.names():
-            ratios[name] = time_fn(method_step(p, name), p.device, repeats) / ls
-        for name in aggregators.names():
-            t = time_fn(method_step(p, f"exact+{name}"), p.device, repeats)
-            ratios[f"exact+{name}"] = t / ls
-            shares[name] = arithmetic_time(p, aggregators.create(name, k).to(p.device), repeats) / t
-        for name in FEATURE_METHODS:
-            ratios[f"features+{name}"] = time_fn(method_step(p, f"features+{name}"), p.device, repeats) / ls
-        row["ratio_to_ls"] = ratios
-        row["arithmetic_share"] = shares
+        row["ratio_to_ls"] = {m: t / ls for m, t in steps.items()}
+        row["arithmetic_share"] = {
+            name: arithmetic_time(p, aggregators.create(name, k).to(p.device), repeats) / steps[f"exact+{name}"]
+            for name in aggregators.names()
+        }
         jac = {}
         for mode in ("loop", "batched"):
             for through in (False, True):
