@@ -4,11 +4,11 @@ Usage: python benchmarks/sam_family.py [--device cpu|cuda] [--ks 2 3 11 40] [--r
 
 On the benchmark problem of ``common.py`` (conv encoder, K conv heads, batch 32 x 3 x 32 x 32), for each K:
 
-* unit costs, medians of timed repeats: ``C_f`` one forward of the model (encoder + K heads + losses) building
-  the graph, ``C_f0`` the same without a graph; ``C_f1`` / ``C_f1_0`` one task's forward (encoder + its head +
-  its loss, what a task-restricted closure runs) with / without a graph; ``C_b1`` one task's backward (its
-  head and the encoder; the mean over the K tasks of a per-task loop), ``C_bsum`` one backward of the mean
-  loss (every head and the encoder once);
+* unit costs, medians of timed repeats (in the same interleaved rounds as the steps): ``C_f`` one forward of
+  the model (encoder + K heads + losses) building the graph, ``C_f0`` the same without a graph; ``C_f1`` /
+  ``C_f1_0`` one task's forward (encoder + its head + its loss, what a task-restricted closure runs) with /
+  without a graph; ``C_b1`` one task's backward (its head and the encoder; the mean over the K tasks of a
+  per-task loop), ``C_bsum`` one backward of the mean loss (every head and the encoder once);
 * the step time of ``exact``, ``sam``, ``lsam``, ``fmtl`` and ``samo`` with the LS combiner through
   ``mtl_core.MTLStep`` (the step users run), with the task-restricted closure (``BenchModel.closure``, as the
   pipelines' training loop) and, for the estimators that make per-task passes, also with a closure that always
@@ -39,6 +39,7 @@ A measured overhead within 20% of its prediction means the step does nothing bey
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -66,7 +67,9 @@ def predicted_overhead(name: str, k: int, c: dict[str, float], *, restricted: bo
     }[name]
 
 
-def unit_costs(p: Problem, repeats: int) -> dict[str, float]:
+def unit_cost_fns(p: Problem) -> dict[str, Callable[[], object]]:
+    """The passes whose medians give the unit costs (see :func:`unit_costs`)."""
+
     def forward() -> list[torch.Tensor]:
         return p.forward_list()[1]
 
@@ -90,27 +93,26 @@ def unit_costs(p: Problem, repeats: int) -> dict[str, float]:
             torch.autograd.grad(loss, shared + heads, retain_graph=i < len(losses) - 1)
 
     def mean_backward() -> None:
-        torch.stack(forward()).mean().backward()
+        torch.autograd.grad(torch.stack(forward()).mean(), [*shared, *p.head_parameters()])
 
-    t = time_interleaved(
-        {
-            "C_f": forward,
-            "C_f0": forward_no_graph,
-            "C_f1": forward_one,
-            "C_f1_0": forward_one_no_graph,
-            "fwd+K bwd": per_task_backward,
-            "fwd+bwd": mean_backward,
-        },
-        p.device,
-        repeats,
-    )
-    p.optimizer.zero_grad(set_to_none=True)
+    return {
+        "C_f": forward,
+        "C_f0": forward_no_graph,
+        "C_f1": forward_one,
+        "C_f1_0": forward_one_no_graph,
+        "fwd+K bwd": per_task_backward,
+        "fwd+bwd": mean_backward,
+    }
+
+
+def unit_costs(t: dict[str, float], k: int) -> dict[str, float]:
+    """Unit costs from the medians of :func:`unit_cost_fns` (backwards: the pass minus its forward)."""
     return {
         "C_f": t["C_f"],
         "C_f0": t["C_f0"],
         "C_f1": t["C_f1"],
         "C_f1_0": t["C_f1_0"],
-        "C_b1": (t["fwd+K bwd"] - t["C_f"]) / p.k,
+        "C_b1": (t["fwd+K bwd"] - t["C_f"]) / k,
         "C_bsum": t["fwd+bwd"] - t["C_f"],
     }
 
@@ -127,10 +129,13 @@ def run(ks: list[int], device: str, repeats: int) -> dict:
     warm_up_process(device)
     for k in ks:
         p = Problem(k, device)
-        costs = unit_costs(p, repeats)
+        passes = unit_cost_fns(p)
         configs = {name: step_fn(p, name, restricted=True) for name in ESTIMATORS}
         configs.update({f"{name}_full": step_fn(p, name, restricted=False) for name in PER_TASK})
-        steps = time_interleaved(configs, p.device, repeats)
+        # unit costs and steps in the same interleaved rounds: the model and the measurement see one machine
+        medians = time_interleaved({**passes, **configs}, p.device, repeats)
+        costs = unit_costs(medians, k)
+        steps = {name: medians[name] for name in configs}
         exact = steps["exact"]
         rows = {}
         for name, seconds in steps.items():
