@@ -45,7 +45,8 @@ class TinyMTL(nn.Module):
         return {t: head(z).squeeze(-1) for t, head in self.heads.items() if tasks is None or t in tasks}
 
     def forward(self, x, tasks=None):
-        return self.decode(self.encode(x), tasks)
+        z = self.encode(x)  # subclasses in the tests override decode(z) without tasks
+        return self.decode(z) if tasks is None else self.decode(z, tasks)
 
     def shared_parameters(self):
         return self.encoder.parameters()
