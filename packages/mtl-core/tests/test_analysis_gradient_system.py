@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_core import analysis
-from mtl_core.analysis import gradient_system
+from mtl_core import analysis, gradients
 
 
 def t(rows) -> torch.Tensor:
@@ -86,7 +85,7 @@ def test_conflicting_parameters_match_brute_force_across_chunks(monkeypatch):
     for i in range(5):
         for j in range(5):
             brute[i, j] = ((g[i] * g[j]) < 0).double().mean()
-    monkeypatch.setattr(gradient_system, "_CHUNK", 10)  # several column chunks
+    monkeypatch.setattr(gradients, "_CHUNK_ENTRIES", 10)  # several column chunks
     torch.testing.assert_close(analysis.conflicting_parameter_matrix(g), brute, rtol=0, atol=1e-15)
 
 

@@ -151,6 +151,15 @@ def test_bad_inputs():
         mtl_core.jacobian(torch.stack([p.sum()]), [p], out=torch.empty(2, 3))
 
 
+@pytest.mark.parametrize("k", [3, 40])
+def test_gramian_and_combine_chunks_are_bounded_and_cover_every_column(k):
+    g = torch.randn(k, 100_000)
+    chunks = jac_module.column_chunks(g)
+    assert all(c.numel() <= jac_module._CHUNK_ENTRIES for c in chunks)
+    assert sum(c.shape[1] for c in chunks) == g.shape[1]
+    assert (len(chunks) > 1) == (k * g.shape[1] > jac_module._CHUNK_ENTRIES)
+
+
 def test_gramian_and_combine_are_float64_accurate():
     g = torch.randn(3, 2_500_000)  # spans several float64 chunks
     m = mtl_core.gramian(g)

@@ -192,8 +192,17 @@ def unflatten_like(vector: Tensor, tensors: Sequence[Tensor]) -> list[Tensor]:
     return [chunk.view_as(t) for chunk, t in zip(vector.split(sizes), tensors)]
 
 
-# Column chunk for float64 work on a [K, n] matrix: bounds the temporary float64 copy to K x 2^20 entries.
-_CHUNK = 1 << 20
+# Float64 work on a [K, n] matrix runs over column chunks of at most 2^20 float64 entries (8 MiB). Besides
+# bounding memory, the size matters for speed on CPU: glibc serves allocations above its mmap threshold
+# (at most 32 MiB) with fresh pages that fault in again on every call. Measured on the 2-core CI VM
+# (benchmarks/README.md): at K = 40, n = 262,144 the Gramian took 43-52 ms with one 84 MB chunk and 19-23 ms
+# with 8 MiB chunks, ``w @ G`` 28-46 ms and 4-5 ms.
+_CHUNK_ENTRIES = 1 << 20
+
+
+def column_chunks(grads: Tensor) -> tuple[Tensor, ...]:
+    """Column slices of a ``[K, n]`` matrix of at most ``_CHUNK_ENTRIES`` entries each (for float64 temporaries)."""
+    return grads.split(max(1, _CHUNK_ENTRIES // max(1, grads.shape[0])), dim=1)
 
 
 def gramian(grads: Tensor) -> Tensor:
@@ -203,7 +212,7 @@ def gramian(grads: Tensor) -> Tensor:
     """
     k = grads.shape[0]
     out = torch.zeros(k, k, dtype=torch.float64, device=grads.device)
-    for chunk in grads.split(_CHUNK, dim=1):
+    for chunk in column_chunks(grads):
         c = chunk.to(torch.float64)
         out.addmm_(c, c.T)
     return out
@@ -218,7 +227,7 @@ def combine(weights: Tensor, grads: Tensor) -> Tensor:
     w = weights.to(device=grads.device, dtype=torch.float64)
     out = torch.empty(grads.shape[1], dtype=grads.dtype, device=grads.device)
     start = 0
-    for chunk in grads.split(_CHUNK, dim=1):
+    for chunk in column_chunks(grads):
         out[start : start + chunk.shape[1]] = w @ chunk.to(torch.float64)
         start += chunk.shape[1]
     return out

@@ -21,11 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..gradients import gramian
+from ..gradients import column_chunks, gramian
 from ..solvers import min_norm_simplex
-
-# Same column chunk as mtl_core.gradients: bounds the float64 temporaries to K x 2^20 entries.
-_CHUNK = 1 << 20
 
 
 def check_gradient_matrix(grads: object, *, min_rows: int = 1, name: str = "grads") -> Tensor:
@@ -87,7 +84,7 @@ def conflicting_parameter_matrix(grads: Tensor) -> Tensor:
     grads = check_gradient_matrix(grads)
     k, n = grads.shape
     counts = torch.zeros(k, k, dtype=torch.float64, device=grads.device)
-    for chunk in grads.split(_CHUNK, dim=1):
+    for chunk in column_chunks(grads):  # bounded float64 temporaries
         pos = (chunk > 0).to(torch.float64)
         neg = (chunk < 0).to(torch.float64)
         counts.addmm_(pos, neg.T).addmm_(neg, pos.T)
