@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from .._checks import check_grads, check_losses, check_num_tasks
 from .._state import LazyBuffers
+from .._threads import single_threaded_host_blas
 from ..gradients import combine, gramian
 
 
@@ -35,7 +36,8 @@ class Aggregator(LazyBuffers, nn.Module):
     def forward(self, grads: Tensor, losses: Tensor | None = None) -> Tensor:
         grads = check_grads(grads, self.num_tasks)
         losses = check_losses(losses, self.num_tasks, required=self.needs_losses)
-        direction = self.aggregate(grads, losses)
+        with single_threaded_host_blas():  # the K x K host solves must not wake a second thread pool
+            direction = self.aggregate(grads, losses)
         if not torch.isfinite(direction).all():
             raise FloatingPointError(f"{self.name}: the aggregated direction is not finite")
         return direction

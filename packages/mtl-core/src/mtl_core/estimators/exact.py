@@ -21,5 +21,5 @@ class Exact(Estimator):
         weights = ctx.fixed_weights()
         if weights is not None:
             return ctx.weighted_gradients(losses, weights)
-        rows, heads = ctx.per_task_gradients(losses, ctx.shared)
+        rows, heads = ctx.per_task_gradients(losses, ctx.shared, out=self.rows_buffer(ctx.shared))
         return Estimate(ctx.combine(rows), heads, rows)

@@ -31,7 +31,7 @@ class Features(Estimator):
         weights = ctx.fixed_weights(reusable=False)
         if weights is not None:  # a weighting: w @ J_z back-propagated through the encoder is LS's backward
             return ctx.weighted_gradients(losses, weights)
-        z_rows, heads = ctx.per_task_gradients(losses, z, retain_graph=True)
+        z_rows, heads = ctx.per_task_gradients(losses, z, retain_graph=True, out=self.rows_buffer(z))
         z_direction = ctx.combine(z_rows)
         grads = torch.autograd.grad(
             z,

@@ -510,13 +510,18 @@ class _Context:
             return losses[0] if roots is None else roots[0]
 
     def jacobian(
-        self, losses: Tensor | Sequence[Tensor], inputs: Sequence[Tensor], *, retain_graph: bool = False
+        self,
+        losses: Tensor | Sequence[Tensor],
+        inputs: Sequence[Tensor],
+        *,
+        retain_graph: bool = False,
+        out: Tensor | None = None,
     ) -> Tensor:
         roots = self.task_losses(losses) if isinstance(losses, Tensor) else list(losses)
-        return jacobian(roots, list(inputs), mode=self._step.jacobian_mode, retain_graph=retain_graph)
+        return jacobian(roots, list(inputs), mode=self._step.jacobian_mode, retain_graph=retain_graph, out=out)
 
     def per_task_gradients(
-        self, losses: Tensor, inputs: Sequence[Tensor], *, retain_graph: bool = False
+        self, losses: Tensor, inputs: Sequence[Tensor], *, retain_graph: bool = False, out: Tensor | None = None
     ) -> tuple[Tensor, list[list[Tensor]]]:
         """``(jacobian(losses, inputs), head_grads(losses))`` with the heads' gradients taken in the same passes.
 
@@ -530,11 +535,17 @@ class _Context:
         if mode == "auto":
             mode = choose_mode(inputs[0].device, self.num_tasks)
         if mode != "loop":
-            rows = self.jacobian(losses, inputs, retain_graph=True)
+            rows = self.jacobian(losses, inputs, retain_graph=True, out=out)
             return rows, self.head_grads(losses, retain_graph=retain_graph)
         # written out rather than via jacobian(): it loops over the same roots, adding each task's head
         roots = self.task_losses(losses)
-        rows = torch.empty(self.num_tasks, numel, dtype=inputs[0].dtype, device=inputs[0].device)
+        if out is None:
+            rows = torch.empty(self.num_tasks, numel, dtype=inputs[0].dtype, device=inputs[0].device)
+        elif out.shape != (self.num_tasks, numel) or not out.is_contiguous():
+            expected = (self.num_tasks, numel)
+            raise ValueError(f"out must be a contiguous tensor of shape {expected}, got {tuple(out.shape)}")
+        else:
+            rows = out
         heads = []
         for i, head in enumerate(self.heads):
             grads = torch.autograd.grad(
