@@ -199,6 +199,15 @@ def machine() -> dict[str, object]:
         pass
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+    try:  # the thread pools next to torch's (mtl_core runs its K x K solves with them on one thread)
+        from threadpoolctl import threadpool_info
+
+        info["thread_pools"] = [
+            {"library": Path(p["filepath"]).name, "api": p["user_api"], "threads": p["num_threads"]}
+            for p in threadpool_info()
+        ]
+    except ImportError:
+        pass
     return info
 
 
