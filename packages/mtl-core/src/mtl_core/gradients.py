@@ -94,12 +94,8 @@ def jacobian(
     losses = _as_loss_vector(losses)
     inputs = _as_inputs(params)
     k = losses.shape[0]
-    numel = sum(p.numel() for p in inputs)
     ref = inputs[0]
-    if out is None:
-        out = torch.empty(k, numel, dtype=ref.dtype, device=ref.device)
-    elif out.shape != (k, numel) or not out.is_contiguous():
-        raise ValueError(f"out must be a contiguous tensor of shape {(k, numel)}, got {tuple(out.shape)}")
+    out = jacobian_out(k, inputs, out)
     if mode == "auto":
         mode = choose_mode(ref.device, k, through=through is not None)
     if through is not None:
@@ -112,6 +108,16 @@ def jacobian(
         except RuntimeError as err:  # an op without a vmap batching rule for its backward
             _warn_fallback(err)
     return _looped(losses if roots is None else roots, inputs, out, retain_graph)
+
+
+def jacobian_out(k: int, inputs: Sequence[Tensor], out: Tensor | None = None) -> Tensor:
+    """The ``[K, n]`` buffer the rows w.r.t. ``inputs`` are written into: ``out`` once checked, else a new one."""
+    numel = sum(p.numel() for p in inputs)
+    if out is None:
+        return torch.empty(k, numel, dtype=inputs[0].dtype, device=inputs[0].device)
+    if out.shape != (k, numel) or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous tensor of shape {(k, numel)}, got {tuple(out.shape)}")
+    return out
 
 
 def _warn_fallback(err: RuntimeError) -> None:
@@ -128,8 +134,7 @@ def _warn_fallback(err: RuntimeError) -> None:
 
 def _looped(losses: Tensor | list[Tensor], inputs: list[Tensor], out: Tensor | None, retain_graph: bool) -> Tensor:
     k = len(losses)
-    if out is None:
-        out = torch.empty(k, sum(p.numel() for p in inputs), dtype=inputs[0].dtype, device=inputs[0].device)
+    out = jacobian_out(k, inputs, out)
     for i in range(k):
         grads = torch.autograd.grad(
             losses[i],

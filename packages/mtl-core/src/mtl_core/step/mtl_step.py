@@ -14,7 +14,7 @@ from .. import aggregators, estimators, weightings
 from ..aggregators.base import Aggregator
 from ..estimators._perturb import flat, grads_of
 from ..estimators.base import Estimate, Estimator
-from ..gradients import MODES, choose_mode, combine, jacobian, unflatten_like
+from ..gradients import MODES, choose_mode, combine, jacobian, jacobian_out, unflatten_like
 from ..weightings.base import Weighting
 from .batchnorm import frozen_norm_stats, norm_layers_with_running_stats
 from .consmtl import ConsMTLLowerLevel
@@ -530,7 +530,6 @@ class _Context:
         The batched engine (CUDA) computes the Jacobian in one vmapped pass and the heads in one more.
         """
         inputs = list(inputs)
-        numel = sum(t.numel() for t in inputs)
         mode = self._step.jacobian_mode
         if mode == "auto":
             mode = choose_mode(inputs[0].device, self.num_tasks)
@@ -539,13 +538,7 @@ class _Context:
             return rows, self.head_grads(losses, retain_graph=retain_graph)
         # written out rather than via jacobian(): it loops over the same roots, adding each task's head
         roots = self.task_losses(losses)
-        if out is None:
-            rows = torch.empty(self.num_tasks, numel, dtype=inputs[0].dtype, device=inputs[0].device)
-        elif out.shape != (self.num_tasks, numel) or not out.is_contiguous():
-            expected = (self.num_tasks, numel)
-            raise ValueError(f"out must be a contiguous tensor of shape {expected}, got {tuple(out.shape)}")
-        else:
-            rows = out
+        rows = jacobian_out(self.num_tasks, inputs, out)
         heads = []
         for i, head in enumerate(self.heads):
             grads = torch.autograd.grad(
