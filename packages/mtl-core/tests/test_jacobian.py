@@ -199,3 +199,64 @@ def test_jacobian_through_the_representation_equals_the_direct_jacobian(mode):
     expected = manual_rows(losses, params)
     got = mtl_core.jacobian(list(losses), params, mode=mode, through=z)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ freeing the heads' graphs (separate_graphs)
+def heads_behind(z, k, shared_node=False):
+    """K scalar losses from z through one small head each; ``shared_node``: all heads read tanh(z), a node
+    that saves its output, so a backward that frees it breaks the next head's backward."""
+    torch.manual_seed(3)
+    s = torch.tanh(z) if shared_node else z
+    heads = [nn.Linear(z.shape[1], 1) for _ in range(k)]
+    return [(h(s.flatten(1) if s.dim() > 2 else s) ** 2).mean() for h in heads], heads
+
+
+def test_separate_graphs_sees_shared_nodes_above_the_inputs_only():
+    x = torch.randn(4, 6, requires_grad=True)
+    z = (x * 2).relu()
+    roots, _ = heads_behind(z, 3)
+    assert jac_module.separate_graphs(roots, [z])  # the heads meet only below z
+    assert not jac_module.separate_graphs(roots, [x])  # ... which is above x: relu and mul are shared
+    shared, _ = heads_behind(z, 3, shared_node=True)
+    assert not jac_module.separate_graphs(shared, [z])
+    # a leaf reached by every root (a parameter used directly) saves nothing: still separate
+    p = torch.randn(6, requires_grad=True)
+    assert jac_module.separate_graphs([(p.sin()).sum(), (p.exp()).sum()], [p])
+
+
+def test_per_task_retain_flags():
+    x = torch.randn(4, 6, requires_grad=True)
+    z = x * 2
+    separate, _ = heads_behind(z, 3)
+    shared, _ = heads_behind(z, 3, shared_node=True)
+    assert jac_module.per_task_retain(separate, [z], False) == [False, False, False]
+    assert jac_module.per_task_retain(shared, [z], False) == [True, True, False]
+    assert jac_module.per_task_retain(separate, [z], True) == [True, True, True]
+    stacked = torch.stack(separate)  # rows of one tensor share its stack node: never walked, always kept
+    assert jac_module.per_task_retain(stacked, [z], False) == [True, True, False]
+
+
+def test_separate_heads_are_freed_and_the_encoder_below_z_is_kept():
+    trunk = nn.Linear(5, 6)
+    x = torch.randn(4, 5)
+    z = torch.tanh(trunk(x))
+    roots, heads = heads_behind(z, 3)
+    jz = mtl_core.jacobian(roots, z)
+    with pytest.raises(RuntimeError, match=r"second time|freed"):
+        torch.autograd.grad(roots[0], list(heads[0].parameters()))  # head 0 was freed by its own backward
+    grads = torch.autograd.grad(z, list(trunk.parameters()), grad_outputs=jz.sum(0).view_as(z))  # encoder kept
+    z2 = torch.tanh(trunk(x))
+    expected = torch.autograd.grad(sum(h(z2).pow(2).mean() for h in heads), list(trunk.parameters()))
+    for g, e in zip(grads, expected):
+        torch.testing.assert_close(g, e)
+
+
+@pytest.mark.parametrize("shared_node", [False, True])
+@pytest.mark.parametrize("mode", ["loop", "batched"])
+def test_jacobian_through_z_with_separate_or_shared_heads_equals_the_direct_jacobian(shared_node, mode):
+    trunk = nn.Linear(5, 6)
+    z = torch.tanh(trunk(torch.randn(4, 5)))
+    roots, _ = heads_behind(z, 3, shared_node=shared_node)
+    params = list(trunk.parameters())
+    expected = manual_rows(torch.stack(roots), params)
+    torch.testing.assert_close(mtl_core.jacobian(roots, params, mode=mode, through=z), expected)

@@ -7,7 +7,15 @@ import functools
 
 import pytest
 import torch
-from test_step_models import Counter, TinyMTL, batch, closure_for, params_of, single_thread  # noqa: F401
+from test_step_models import (  # noqa: F401
+    Counter,
+    TinyMTL,
+    batch,
+    closure_for,
+    params_of,
+    restricted_closure_for,
+    single_thread,
+)
 from torch import nn
 
 import mtl_core
@@ -239,6 +247,34 @@ def test_features_mode_backpropagates_the_combined_z_direction_through_the_encod
     MTLStep(model, f"features+{name}", torch.optim.SGD(model.parameters(), lr=1.0)).step(closure_for(x, y))
     torch.testing.assert_close(before - shared_flat(model), expected, rtol=1e-9, atol=1e-12)
     assert counter.counts() == (1, 0, 1)  # one forward, one backward through the encoder: the cost of LS
+
+
+class SharedAfterZ(TinyMTL):
+    """Every head reads tanh(z): a node above z that all tasks share and that saves its output."""
+
+    def decode(self, z, tasks=None):
+        return super().decode(torch.tanh(z), tasks)
+
+
+@pytest.mark.parametrize("model_cls", [TinyMTL, SharedAfterZ])
+def test_features_mode_with_one_root_per_task_frees_separate_heads_and_keeps_shared_nodes(model_cls):
+    """A {task: loss} closure gives one graph root per task: each head's backward frees its head when the
+    heads are separate above z, and keeps the graph when they share a node (or the next backward would fail)."""
+    x, y = batch()
+    model, reference = model_cls(3), model_cls(3)
+    before = shared_flat(model)
+    z = reference.encode(x)
+    preds = reference.decode(z)
+    losses = torch.stack([((preds[t] - y[:, i]) ** 2).mean() for i, t in enumerate(reference.tasks)])
+    z_rows = torch.stack([torch.autograd.grad(loss, z, retain_graph=True)[0].reshape(-1) for loss in losses])
+    d_z = aggregators.create("mgda", 3)(z_rows, losses.detach())
+    expected = torch.cat(
+        [g.reshape(-1) for g in torch.autograd.grad(z, list(reference.shared_parameters()), d_z.view_as(z))]
+    )
+    step = MTLStep(model, "features+mgda", torch.optim.SGD(model.parameters(), lr=1.0))
+    step.step(restricted_closure_for(x, y))
+    torch.testing.assert_close(before - shared_flat(model), expected, rtol=1e-9, atol=1e-12)
+    step.step(restricted_closure_for(x, y))  # and again: nothing of the first step's graph is needed
 
 
 def test_features_mode_with_a_tuple_z_and_a_dict_input():

@@ -96,6 +96,7 @@ class StepContext(Protocol):
         """``(jacobian(losses, inputs), head_grads(losses))``, fused into one pass per task where possible.
 
         ``out``: a contiguous ``[K, n]`` tensor to write the rows into (see :meth:`Estimator.rows_buffer`).
+        Without ``retain_graph`` the passes may free the nodes above ``inputs``, never those below them.
         """
         ...
 

@@ -31,7 +31,9 @@ class Features(Estimator):
         weights = ctx.fixed_weights(reusable=False)
         if weights is not None:  # a weighting: w @ J_z back-propagated through the encoder is LS's backward
             return ctx.weighted_gradients(losses, weights)
-        z_rows, heads = ctx.per_task_gradients(losses, z, retain_graph=True, out=self.rows_buffer(z))
+        # each head's backward stops at z and may free that head (as LS's backward does); the encoder below
+        # z is never run by them, so it is still there for the backward of d_z
+        z_rows, heads = ctx.per_task_gradients(losses, z, out=self.rows_buffer(z))
         z_direction = ctx.combine(z_rows)
         grads = torch.autograd.grad(
             z,

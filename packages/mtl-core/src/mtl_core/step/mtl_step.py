@@ -14,7 +14,7 @@ from .. import aggregators, estimators, weightings
 from ..aggregators.base import Aggregator
 from ..estimators._perturb import flat, grads_of
 from ..estimators.base import Estimate, Estimator
-from ..gradients import MODES, choose_mode, combine, jacobian, jacobian_out, unflatten_like
+from ..gradients import MODES, choose_mode, combine, jacobian, jacobian_out, per_task_retain, unflatten_like
 from ..weightings.base import Weighting
 from .batchnorm import frozen_norm_stats, norm_layers_with_running_stats
 from .consmtl import ConsMTLLowerLevel
@@ -528,6 +528,8 @@ class _Context:
         With the looped engine, task ``i``'s backward differentiates w.r.t. ``inputs`` and head ``i`` at once,
         which saves a second pass through every head (what makes the features mode cost about one LS step).
         The batched engine (CUDA) computes the Jacobian in one vmapped pass and the heads in one more.
+        ``retain_graph=False`` frees only nodes above ``inputs`` (see :func:`~mtl_core.gradients.per_task_retain`):
+        a backward from ``inputs`` afterwards (the features mode's encoder pass) still works.
         """
         inputs = list(inputs)
         mode = self._step.jacobian_mode
@@ -540,13 +542,9 @@ class _Context:
         roots = self.task_losses(losses)
         rows = jacobian_out(self.num_tasks, inputs, out)
         heads = []
-        for i, head in enumerate(self.heads):
+        for i, (head, retain) in enumerate(zip(self.heads, per_task_retain(roots, inputs, retain_graph))):
             grads = torch.autograd.grad(
-                roots[i],
-                [*inputs, *head],
-                retain_graph=retain_graph or i < self.num_tasks - 1,
-                allow_unused=True,
-                materialize_grads=True,
+                roots[i], [*inputs, *head], retain_graph=retain, allow_unused=True, materialize_grads=True
             )
             torch.cat([g.reshape(-1) for g in grads[: len(inputs)]], out=rows[i])
             heads.append(list(grads[len(inputs) :]))
