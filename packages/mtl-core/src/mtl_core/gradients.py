@@ -2,7 +2,9 @@
 
 Two engines compute the same matrix:
 
-* ``"loop"``: one ``torch.autograd.grad`` per task (K backward passes through the graph);
+* ``"loop"``: one ``torch.autograd.grad`` per task (K backward passes through the graph); on CPU, when the
+  tasks' graphs above the inputs are separate (one head per task behind ``z``), a single backward whose
+  hooks capture each task's gradient at the nodes reading the inputs (:mod:`mtl_core.task_graphs`);
 * ``"batched"``: a single vmapped backward (``is_grads_batched=True``) with the K unit vectors as
   batched ``grad_outputs``.
 
@@ -20,6 +22,8 @@ from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor
+
+from .task_graphs import captured_rows, one_pass, retain_flags, task_readers
 
 MODES = ("auto", "loop", "batched")
 
@@ -133,54 +137,15 @@ def _warn_fallback(err: RuntimeError) -> None:
         _batched_fallback_warned = True
 
 
-def separate_graphs(roots: Sequence[Tensor], inputs: Sequence[Tensor]) -> bool:
-    """Whether the backward graphs from each of ``roots`` down to ``inputs`` share no node.
-
-    A backward from one root that stops at ``inputs`` runs only the nodes above them; with
-    ``retain_graph=False`` it frees what those nodes saved and leaves everything below ``inputs`` (the
-    encoder, when the inputs are ``z``) intact. Freeing is safe for the next root exactly when no node is
-    shared. Leaves (``AccumulateGrad``) save nothing and do not count. The walk is conservative: it stops at
-    the inputs' own nodes and counts every node a root reaches, so any path to a shared node means "shared".
-    """
-    boundary = {t.grad_fn for t in inputs if t.grad_fn is not None}
-    owner: dict[object, int] = {}
-    for i, root in enumerate(roots):
-        stack = [root.grad_fn]
-        while stack:
-            node = stack.pop()
-            if node is None or node in boundary or hasattr(node, "variable"):  # variable: an AccumulateGrad
-                continue
-            if node in owner:
-                if owner[node] != i:
-                    return False
-                continue
-            owner[node] = i
-            stack.extend(child for child, _ in node.next_functions)
-    return True
-
-
-def per_task_retain(roots: Tensor | Sequence[Tensor], inputs: Sequence[Tensor], retain_graph: bool) -> list[bool]:
-    """``retain_graph`` for each of the K per-task backwards from ``roots`` to ``inputs``.
-
-    Every backward but the last keeps the graph unless the roots' graphs above ``inputs`` are separate
-    (:func:`separate_graphs`, e.g. one head per task behind ``z``): then each frees its own nodes as it goes.
-    That is what a single backward of ``sum_i L_i`` does, and it matters for speed on CPU: kept activations
-    make every later backward allocate fresh memory (benchmarks/README.md: the 40 head backwards of the
-    benchmark took 155 ms keeping the graph and 99 ms freeing it, as much as one backward of the sum).
-    Rows of a stacked loss tensor share its ``stack`` node, so they always keep it.
-    """
-    k = len(roots)
-    if retain_graph:
-        return [True] * k
-    if not isinstance(roots, Tensor) and separate_graphs(roots, inputs):
-        return [False] * k
-    return [i < k - 1 for i in range(k)]
-
-
 def _looped(losses: Tensor | list[Tensor], inputs: list[Tensor], out: Tensor | None, retain_graph: bool) -> Tensor:
+    """The loop engine: one backward per task, or one for all when their graphs above ``inputs`` are separate."""
     k = len(losses)
     out = jacobian_out(k, inputs, out)
-    for i, retain in enumerate(per_task_retain(losses, inputs, retain_graph)):
+    readers = None if isinstance(losses, Tensor) else task_readers(losses, inputs)  # a stacked tensor: shared
+    if readers is not None and one_pass(inputs):
+        captured_rows(losses, inputs, readers, out, retain_graph=retain_graph)
+        return out
+    for i, retain in enumerate(retain_flags(k, readers is not None, retain_graph)):
         grads = torch.autograd.grad(losses[i], inputs, retain_graph=retain, allow_unused=True, materialize_grads=True)
         torch.cat([g.reshape(-1) for g in grads], out=out[i])
     return out

@@ -14,7 +14,8 @@ from .. import aggregators, estimators, weightings
 from ..aggregators.base import Aggregator
 from ..estimators._perturb import flat, grads_of
 from ..estimators.base import Estimate, Estimator
-from ..gradients import MODES, choose_mode, combine, jacobian, jacobian_out, per_task_retain, unflatten_like
+from ..gradients import MODES, choose_mode, combine, jacobian, jacobian_out, unflatten_like
+from ..task_graphs import captured_rows, one_pass, retain_flags, task_readers
 from ..weightings.base import Weighting
 from .batchnorm import frozen_norm_stats, norm_layers_with_running_stats
 from .consmtl import ConsMTLLowerLevel
@@ -528,7 +529,9 @@ class _Context:
         With the looped engine, task ``i``'s backward differentiates w.r.t. ``inputs`` and head ``i`` at once,
         which saves a second pass through every head (what makes the features mode cost about one LS step).
         The batched engine (CUDA) computes the Jacobian in one vmapped pass and the heads in one more.
-        ``retain_graph=False`` frees only nodes above ``inputs`` (see :func:`~mtl_core.gradients.per_task_retain`):
+        On CPU, with separate heads behind non-leaf ``inputs`` (``z``), one backward of ``sum_i L_i`` gives
+        all rows and heads (:func:`~mtl_core.task_graphs.captured_rows`).
+        ``retain_graph=False`` frees only nodes above ``inputs`` (see :func:`~mtl_core.task_graphs.retain_flags`):
         a backward from ``inputs`` afterwards (the features mode's encoder pass) still works.
         """
         inputs = list(inputs)
@@ -541,8 +544,19 @@ class _Context:
         # written out rather than via jacobian(): it loops over the same roots, adding each task's head
         roots = self.task_losses(losses)
         rows = jacobian_out(self.num_tasks, inputs, out)
+        readers = task_readers(roots, inputs)
+        if readers is not None and one_pass(inputs):  # separate heads behind z: one backward for all tasks
+            head_flat = captured_rows(
+                roots, inputs, readers, rows, [p for head in self.heads for p in head], retain_graph=retain_graph
+            )
+            heads, start = [], 0
+            for head in self.heads:
+                heads.append(list(head_flat[start : start + len(head)]))
+                start += len(head)
+            return rows, heads
         heads = []
-        for i, (head, retain) in enumerate(zip(self.heads, per_task_retain(roots, inputs, retain_graph))):
+        retains = retain_flags(self.num_tasks, readers is not None, retain_graph)
+        for i, (head, retain) in enumerate(zip(self.heads, retains)):
             grads = torch.autograd.grad(
                 roots[i], [*inputs, *head], retain_graph=retain, allow_unused=True, materialize_grads=True
             )
