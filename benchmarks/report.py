@@ -21,13 +21,17 @@ def render(ours: dict, peers: dict | None) -> str:
     lines = [
         f"Machine: {m.get('cpu')} ({m.get('threads')} torch threads), {m.get('gpu', 'no GPU')}; "
         f"torch {m['torch']}, Python {m['python']}; device `{ours['device']}`; median of {ours['repeats']} steps.",
-        "",
-        "Forward + Jacobian of the shared parameters, ms (peak extra memory, MiB):",
-        "",
-        "| K | n shared | LS step | loop | batched | loop, through z | batched, through z | auto |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for k in ks:
+    with_engines = [k for k in ks if "jacobian" in ours["ks"][k]]  # absent in a --steps-only run
+    if with_engines:
+        lines += [
+            "",
+            "Forward + Jacobian of the shared parameters, ms (peak extra memory, MiB):",
+            "",
+            "| K | n shared | LS step | loop | batched | loop, through z | batched, through z | auto |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    for k in with_engines:
         row = ours["ks"][k]
         jac = row["jacobian"]
         cells = [
@@ -62,14 +66,16 @@ def render(ours: dict, peers: dict | None) -> str:
                 tjd = None if tjd is None else tjd / ls
             cells.append(f"{fmt(mine)} / {fmt(lib)} / {fmt(tjd)}")
         lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Aggregator arithmetic (excluding the Jacobian) as a share of its exact step:",
-        "",
-        "| aggregator | " + " | ".join(f"K={k}" for k in ks) + " |",
-        "|---|" + "---|" * len(ks),
-    ]
-    for name in ours["ks"][ks[0]]["arithmetic_share"]:
+    shared_names = ours["ks"][ks[0]].get("arithmetic_share", {})
+    if shared_names:
+        lines += [
+            "",
+            "Aggregator arithmetic (excluding the Jacobian) as a share of its exact step:",
+            "",
+            "| aggregator | " + " | ".join(f"K={k}" for k in ks) + " |",
+            "|---|" + "---|" * len(ks),
+        ]
+    for name in shared_names:
         shares = [ours["ks"][k]["arithmetic_share"][name] for k in ks]
         lines.append(f"| `{name}` | " + " | ".join(f"{100 * s:.1f}%" for s in shares) + " |")
     if peers:

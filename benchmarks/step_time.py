@@ -68,7 +68,9 @@ def jacobian_peak(k: int, mode: str, device: str, through: bool) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def run(ks: list[int], device: str, repeats: int, peak: bool) -> dict:
+def run(
+    ks: list[int], device: str, repeats: int, peak: bool, only: list[str] | None = None, steps_only: bool = False
+) -> dict:
     results: dict = {"machine": machine(), "device": device, "repeats": repeats, "timing": "interleaved", "ks": {}}
     warm_up_process(device)
     for k in ks:
@@ -79,14 +81,24 @@ def run(ks: list[int], device: str, repeats: int, peak: bool) -> dict:
             *(f"exact+{name}" for name in aggregators.names()),
             *(f"features+{name}" for name in FEATURE_METHODS),
         ]
+        if only:  # a subset (LS always: it is the denominator)
+            unknown = sorted(set(only) - set(methods))
+            if unknown:
+                raise SystemExit(f"unknown method(s) {unknown}; valid: {methods}")
+            methods = ["ls", *(m for m in methods if m in only and m != "ls")]
         # every method once per round (time_interleaved): the VM's drift falls on all ratios alike
         steps = time_interleaved({m: method_step(p, m) for m in methods}, p.device, repeats)
         ls = steps["ls"]
         row["ls_seconds"] = ls
         row["ratio_to_ls"] = {m: t / ls for m, t in steps.items()}
+        if steps_only:
+            results["ks"][str(k)] = row
+            print(f"K={k}: LS {ls * 1e3:.1f} ms", flush=True)
+            continue
         row["arithmetic_share"] = {
             name: arithmetic_time(p, aggregators.create(name, k).to(p.device), repeats) / steps[f"exact+{name}"]
             for name in aggregators.names()
+            if f"exact+{name}" in steps
         }
         jac = {}
         for mode in ("loop", "batched"):
@@ -112,10 +124,14 @@ def run(ks: list[int], device: str, repeats: int, peak: bool) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = common_parser(__doc__, "step_time.json")
     parser.add_argument("--no-peak", action="store_true", help="skip the subprocess peak-memory runs")
+    parser.add_argument("--methods", nargs="+", default=None, help="time only these methods (and LS)")
+    parser.add_argument(
+        "--steps-only", action="store_true", help="skip the Jacobian-engine table and arithmetic shares"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = run(args.ks, args.device, args.repeats, not args.no_peak)
+    results = run(args.ks, args.device, args.repeats, not args.no_peak, args.methods, args.steps_only)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, results)
     print(f"wrote {args.out} (max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
