@@ -81,9 +81,10 @@ def one_pass(inputs: Sequence[Tensor]) -> bool:
     """Whether :func:`captured_rows` replaces the K per-task backwards for these inputs (given separate graphs).
 
     Its readers are the nodes reading a non-leaf input, so every input needs a ``grad_fn``. Measured faster
-    on CPU only; on CUDA the per-task backwards stay until measured there.
+    on CPU only; on CUDA the per-task backwards stay until measured there. On CPU autograd runs every node
+    on the calling thread, so the hooks write the rows in order, without locks.
     """
-    return all(t.grad_fn is not None for t in inputs) and inputs[0].device.type == "cpu"
+    return all(t.grad_fn is not None and t.device.type == "cpu" for t in inputs)
 
 
 def captured_rows(
