@@ -35,18 +35,18 @@ def encoded(dtype=torch.float64):
     return trunk, x, torch.tanh(trunk(x))
 
 
-def test_separate_graphs_sees_shared_nodes_above_the_inputs_only():
+def test_task_readers_see_shared_nodes_above_the_inputs_only():
     x = torch.randn(4, 6, requires_grad=True)
     z = (x * 2).relu()
     roots, _ = heads_behind(z, 3)
-    assert task_graphs.separate_graphs(roots, [z])  # the heads meet only below z
-    assert not task_graphs.separate_graphs(roots, [x])  # ... which is above x: relu and mul are shared
+    assert task_graphs.task_readers(roots, [z]) is not None  # the heads meet only below z
+    assert task_graphs.task_readers(roots, [x]) is None  # ... which is above x: relu and mul are shared
     shared, _ = heads_behind(z, 3, shared_node=True)
-    assert not task_graphs.separate_graphs(shared, [z])
+    assert task_graphs.task_readers(shared, [z]) is None
     # a leaf reached by every root (a parameter used directly) saves nothing: still separate
     p = torch.randn(6, requires_grad=True)
-    assert task_graphs.separate_graphs([(p.sin()).sum(), (p.exp()).sum()], [p])
-    assert not task_graphs.separate_graphs([z.sum(), z[0, 0]], [z[0, 0]])  # a root that is an input
+    assert task_graphs.task_readers([(p.sin()).sum(), (p.exp()).sum()], [p]) is not None
+    assert task_graphs.task_readers([z.sum(), z[0, 0]], [z[0, 0]]) is None  # a root that is an input
 
 
 def test_task_readers_are_the_nodes_reading_each_input_and_belong_to_one_task():

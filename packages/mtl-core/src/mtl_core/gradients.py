@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -26,6 +27,8 @@ from torch import Tensor
 from .task_graphs import captured_rows, one_pass, retain_flags, task_readers
 
 MODES = ("auto", "loop", "batched")
+
+T = TypeVar("T")
 
 _batched_fallback_warned = False
 
@@ -105,14 +108,14 @@ def jacobian(
     if through is not None:
         feats = _as_inputs(through)
         # the z stage runs only the heads (nodes above z), so it may free them: the encoder stays for the VJPs
-        jz = _looped(losses if roots is None else roots, feats, None, retain_graph=retain_graph)
+        jz, _ = looped_rows(losses if roots is None else roots, feats, retain_graph=retain_graph)
         return _encoder_vjps(feats, jz, inputs, out, retain_graph, batched=mode == "batched")
     if mode == "batched":
         try:
             return _vmapped_rows(losses, inputs, torch.eye(k, dtype=losses.dtype, device=losses.device), out)
         except RuntimeError as err:  # an op without a vmap batching rule for its backward
             _warn_fallback(err)
-    return _looped(losses if roots is None else roots, inputs, out, retain_graph)
+    return looped_rows(losses if roots is None else roots, inputs, out, retain_graph=retain_graph)[0]
 
 
 def jacobian_out(k: int, inputs: Sequence[Tensor], out: Tensor | None = None) -> Tensor:
@@ -137,18 +140,44 @@ def _warn_fallback(err: RuntimeError) -> None:
         _batched_fallback_warned = True
 
 
-def _looped(losses: Tensor | list[Tensor], inputs: list[Tensor], out: Tensor | None, retain_graph: bool) -> Tensor:
-    """The loop engine: one backward per task, or one for all when their graphs above ``inputs`` are separate."""
+def looped_rows(
+    losses: Tensor | Sequence[Tensor],
+    inputs: Sequence[Tensor],
+    out: Tensor | None = None,
+    *,
+    retain_graph: bool = False,
+    heads: Sequence[Sequence[Tensor]] = (),
+) -> tuple[Tensor, list[list[Tensor]]]:
+    """The loop engine: ``out[i] = d losses[i] / d inputs`` by one backward per task, or by one backward for
+    all when the tasks' graphs above ``inputs`` are separate (:mod:`mtl_core.task_graphs`).
+
+    ``heads`` (one parameter list per task, optional) adds each task's gradient w.r.t. its own head, taken in
+    the same passes; returned as the second element (empty lists without ``heads``).
+    """
     k = len(losses)
     out = jacobian_out(k, inputs, out)
     readers = None if isinstance(losses, Tensor) else task_readers(losses, inputs)  # a stacked tensor: shared
     if readers is not None and one_pass(inputs):
-        captured_rows(losses, inputs, readers, out, retain_graph=retain_graph)
-        return out
+        grads = captured_rows(losses, inputs, readers, out, [p for h in heads for p in h], retain_graph=retain_graph)
+        return out, split_by_groups(grads, heads) if heads else [[] for _ in range(k)]
+    head_grads = []
     for i, retain in enumerate(retain_flags(k, readers is not None, retain_graph)):
-        grads = torch.autograd.grad(losses[i], inputs, retain_graph=retain, allow_unused=True, materialize_grads=True)
-        torch.cat([g.reshape(-1) for g in grads], out=out[i])
-    return out
+        own = list(heads[i]) if heads else []
+        grads = torch.autograd.grad(
+            losses[i], [*inputs, *own], retain_graph=retain, allow_unused=True, materialize_grads=True
+        )
+        torch.cat([g.reshape(-1) for g in grads[: len(inputs)]], out=out[i])
+        head_grads.append(list(grads[len(inputs) :]))
+    return out, head_grads
+
+
+def split_by_groups(values: Sequence[T], groups: Sequence[Sequence[object]]) -> list[list[T]]:
+    """``values`` (one per member of ``groups``, concatenated) cut back into one list per group."""
+    parts, start = [], 0
+    for group in groups:
+        parts.append(list(values[start : start + len(group)]))
+        start += len(group)
+    return parts
 
 
 def _encoder_vjps(

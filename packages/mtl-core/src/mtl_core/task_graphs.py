@@ -58,11 +58,6 @@ def task_readers(roots: Sequence[Tensor], inputs: Sequence[Tensor]) -> list[list
     return readers
 
 
-def separate_graphs(roots: Sequence[Tensor], inputs: Sequence[Tensor]) -> bool:
-    """Whether the backward graphs from each of ``roots`` down to ``inputs`` share no node (:func:`task_readers`)."""
-    return task_readers(roots, inputs) is not None
-
-
 def retain_flags(num_tasks: int, separate: bool, retain_graph: bool) -> list[bool]:
     """``retain_graph`` for each of the K per-task backwards to the inputs.
 

@@ -11,6 +11,7 @@ from torch import Tensor
 from .._checks import check_positive
 from ..estimators._perturb import grads_of
 from ..estimators.base import Estimate, Estimator, StepContext
+from ..gradients import split_by_groups
 
 
 def _dot(a: tuple[Tensor, ...], b: tuple[Tensor, ...]) -> Tensor:
@@ -79,10 +80,7 @@ class ConsMTLLowerLevel(Estimator):
             else [torch.zeros_like(p) for p in head_params]
         )
         extra: list[list[Tensor]] = []
-        start = 0
-        for i, head in enumerate(ctx.heads):
-            g2 = extra_flat[start : start + len(head)]
-            start += len(head)
+        for i, g2 in enumerate(split_by_groups(extra_flat, ctx.heads)):
             if self.extra_clip is not None and g2:
                 # torch.nn.utils.clip_grad_norm_'s rule, as the reference applies it
                 limit = self.extra_clip * _norm(head_grads[i])

@@ -14,8 +14,7 @@ from .. import aggregators, estimators, weightings
 from ..aggregators.base import Aggregator
 from ..estimators._perturb import flat, grads_of
 from ..estimators.base import Estimate, Estimator
-from ..gradients import MODES, choose_mode, combine, jacobian, jacobian_out, unflatten_like
-from ..task_graphs import captured_rows, one_pass, retain_flags, task_readers
+from ..gradients import MODES, choose_mode, combine, jacobian, looped_rows, split_by_groups, unflatten_like
 from ..weightings.base import Weighting
 from .batchnorm import frozen_norm_stats, norm_layers_with_running_stats
 from .consmtl import ConsMTLLowerLevel
@@ -541,28 +540,8 @@ class _Context:
         if mode != "loop":
             rows = self.jacobian(losses, inputs, retain_graph=True, out=out)
             return rows, self.head_grads(losses, retain_graph=retain_graph)
-        # written out rather than via jacobian(): it loops over the same roots, adding each task's head
-        roots = self.task_losses(losses)
-        rows = jacobian_out(self.num_tasks, inputs, out)
-        readers = task_readers(roots, inputs)
-        if readers is not None and one_pass(inputs):  # separate heads behind z: one backward for all tasks
-            head_flat = captured_rows(
-                roots, inputs, readers, rows, [p for head in self.heads for p in head], retain_graph=retain_graph
-            )
-            heads, start = [], 0
-            for head in self.heads:
-                heads.append(list(head_flat[start : start + len(head)]))
-                start += len(head)
-            return rows, heads
-        heads = []
-        retains = retain_flags(self.num_tasks, readers is not None, retain_graph)
-        for i, (head, retain) in enumerate(zip(self.heads, retains)):
-            grads = torch.autograd.grad(
-                roots[i], [*inputs, *head], retain_graph=retain, allow_unused=True, materialize_grads=True
-            )
-            torch.cat([g.reshape(-1) for g in grads[: len(inputs)]], out=rows[i])
-            heads.append(list(grads[len(inputs) :]))
-        return rows, heads
+        # the loop engine with each task's head added to its own pass
+        return looped_rows(self.task_losses(losses), inputs, out, retain_graph=retain_graph, heads=self.heads)
 
     def weighted_gradients(self, losses: Tensor, weights: Tensor, *, retain_graph: bool = False) -> Estimate:
         total = (weights.to(losses.dtype) * losses).sum()
@@ -572,10 +551,7 @@ class _Context:
             return Estimate(direction, self.head_grads(losses, retain_graph=retain_graph))
         # heads weighted by w: the same backward gives them (one pass through every head, like LS)
         grads = grads_of(total, [*shared, *(p for head in self.heads for p in head)], retain_graph=retain_graph)
-        heads, start = [], len(shared)
-        for head in self.heads:
-            heads.append(grads[start : start + len(head)])
-            start += len(head)
+        heads = split_by_groups(grads[len(shared) :], self.heads)
         return Estimate(flat(grads[: len(shared)]), heads, heads_scale=weights)
 
     def head_grads(self, losses: Tensor, *, retain_graph: bool = False) -> list[list[Tensor]]:
@@ -583,14 +559,10 @@ class _Context:
         if not params:
             return [[] for _ in self.heads]
         # heads are disjoint, so one backward of sum_i L_i gives every head the gradient of its own loss
-        flat = torch.autograd.grad(
+        grads = torch.autograd.grad(
             losses.sum(), params, retain_graph=retain_graph, allow_unused=True, materialize_grads=True
         )
-        out, start = [], 0
-        for head in self.heads:
-            out.append(list(flat[start : start + len(head)]))
-            start += len(head)
-        return out
+        return split_by_groups(grads, self.heads)
 
     def weighting_weights(self) -> Tensor:
         """The weighting combiner's weights of this step (computed once: DWA and RLW are stateful)."""
