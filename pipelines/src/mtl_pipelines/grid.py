@@ -102,11 +102,13 @@ def _protocols() -> dict[str, Any]:
 
 
 _STUDY_FIELDS = {"id", "paper", "title", "builder", "references", "experiments", "table", "figure", "note"}
-BUILDERS = ("results", "delta_m", "pareto", "robustness", "cost", "diagnostics", "probe")
 
 
 def load_studies() -> dict[str, dict[str, Any]]:
-    """Every study, by id, in file-name order (ValueError on a malformed study, naming the field)."""
+    """Every study, by id, in file-name order (ValueError on a malformed study, naming the field; the
+    ``builder`` must be one of the report's registry, :mod:`mtl_pipelines.report.registry`)."""
+    from mtl_pipelines.report import registry  # the report package imports this module
+
     out = {}
     for path in sorted((configs_root() / "studies").glob("*.yaml")):
         study = _read_yaml(path)
@@ -116,8 +118,7 @@ def load_studies() -> dict[str, dict[str, Any]]:
             raise ValueError(f"{where}: unknown field(s) {unknown}; valid fields: {sorted(_STUDY_FIELDS)}")
         if study.get("id") != path.stem:
             raise ValueError(f"{where}: id {study.get('id')!r} must equal the file name {path.stem!r}")
-        if study.get("builder") not in BUILDERS:
-            raise ValueError(f"{where}: builder {study.get('builder')!r} is not valid; valid: {', '.join(BUILDERS)}")
+        registry.check_study(study, where)
         for i, block in enumerate(study.get("experiments", [])):
             if block.get("protocol") not in _protocols():
                 raise ValueError(
@@ -265,7 +266,7 @@ def study_runs(profile: Mapping[str, Any], study: Mapping[str, Any]) -> tuple[li
     out: list[RunSpec] = []
     missing: list[str] = []
     needs = (study.get("figure") or {}).get("needs")
-    if study["builder"] == "probe" and needs:
+    if needs:
         import importlib
 
         try:

@@ -2,7 +2,8 @@
 invariance probe (seed 001 Figs. A1/A2) and the Hessian sharpness of trained runs (seed 002 Table 1).
 
 They call :mod:`mtl_core.toy` and :mod:`mtl_core.analysis`; the profile's ``probes`` section scales them
-(iteration budget, learning rates, epochs) so the default profile stays small.
+(iteration budget, learning rates, epochs) so the default profile stays small. Each is a report builder
+(:mod:`mtl_pipelines.report.registry`, ``probe=True``): a study names it as its ``builder``.
 """
 
 from __future__ import annotations
@@ -13,24 +14,31 @@ from typing import Any
 import torch
 
 from mtl_pipelines import grid
-from mtl_pipelines.report import Table, _published, _references
+from mtl_pipelines.report.published import cite, column_cell, published, study_references
+from mtl_pipelines.report.registry import register
+from mtl_pipelines.report.results import mean_std
+from mtl_pipelines.report.tables import Cell, Table
 
-__all__ = ["PROBES", "loss_scale", "sharpness", "toy_convergence"]
+__all__ = ["loss_scale", "sharpness", "sharpness_table", "toy_convergence"]
 
 
+@register("toy_convergence", probe=True)
 def toy_convergence(
     study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Mapping[str, Any]
 ) -> list[Table]:
-    """Iterations until every start reaches the global minimum (max over starts; ``–`` if one never does)."""
+    """Seed 001 Table 1/A7: iterations until every start reaches the global minimum of the CAGrad toy (max over
+    starts; ``–`` if one never does), per method, optimizer and learning rate; each column beside the published
+    cell of the same optimizer (row) and learning rate (column)."""
     from mtl_core.toy import TABLE_A7_LRS, TABLE_A7_MAX_ITERATIONS, table_a7
 
     settings = profile.get("probes", {}).get("toy_convergence", {})
     lrs = settings.get("lrs", list(TABLE_A7_LRS))
     budget = settings.get("max_iterations", TABLE_A7_MAX_ITERATIONS)
     cells = table_a7(lrs=lrs, max_iterations=budget)
-    refs = _references(study)
+    refs = study_references(study)
     columns = [f"{opt} lr={lr:g}" for opt in ("adam", "gd") for lr in lrs]
     table = Table(f"{study['title']} (budget {budget} iterations)", columns, [False] * len(columns))
+    ref = cite(table, refs[-1] if refs else None)  # the last reference (Table A7) has every learning rate
     keys = {"EW": "ls", "PCGrad": "exact+pcgrad", "CAGrad": "exact+cagrad"}
     for label in ("EW", "PCGrad", "CAGrad"):
         row = []
@@ -38,13 +46,14 @@ def toy_convergence(
             for lr in lrs:
                 conv = cells[(label, opt, float(lr))]
                 value = None if any(v is None for v in conv.per_start) else float(max(conv.per_start))
-                paper = _published(refs[-1], keys[label], setting={"optimizer": opt, "lr": lr}) if refs else None
-                row.append((value, None, paper))
+                paper = published(ref, keys[label], setting={"optimizer": opt, "lr": float(lr)}) if ref else None
+                row.append(Cell(value, None, paper))
         table.add(label, row)
     table.notes.append("'–' (ours): a start did not reach the global minimum within the budget")
     return [table]
 
 
+@register("loss_scale", probe=True)
 def loss_scale(
     study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Mapping[str, Any]
 ) -> list[Table]:
@@ -67,12 +76,13 @@ def loss_scale(
         title = f"{study['title']} — {'frozen' if frozen else 'learnable'} backbone ({epochs} epochs)"
         table = Table(title, [f"gap {g}" for g in groups], [False] * len(groups))
         for name, gaps in rows:
-            table.add(name, [(gaps[g], None, None) for g in groups], rank=False)
+            table.add(name, [Cell(gaps[g]) for g in groups], rank=False)
         table.notes.append("max relative difference of the update norms, unscaled vs scaled losses (0 = invariant)")
         tables.append(table)
     return tables
 
 
+@register("sharpness", probe=True)
 def sharpness(
     study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Mapping[str, Any]
 ) -> list[Table]:
@@ -82,9 +92,7 @@ def sharpness(
     from mtl_pipelines.data import build_split, epoch_generator
     from mtl_pipelines.train import CHECKPOINT, _model
 
-    refs = _references(study)
-    ref = refs[0] if refs else None
-    table = Table(study["title"], ["λ_max", "λ_max / λ_5"], [False, False])
+    measured = []
     for run in runs:
         config = run.config
         split = build_split(config["dataset"], config["dataset"]["splits"]["train"], config["dataset"].get("tasks"))
@@ -102,15 +110,31 @@ def sharpness(
             return sum(specs[t].loss(predictions[t], targets[t]) for t in targets)
 
         shared = [p for p in model.shared_parameters() if p.requires_grad]
-        result = hessian_sharpness(loss_fn, shared, k=5)
+        measured.append((run, hessian_sharpness(loss_fn, shared, k=5)))
+    return [sharpness_table(study, measured)]
+
+
+def sharpness_table(study: Mapping[str, Any], measured: Sequence[tuple[grid.RunSpec, Any]]) -> Table:
+    """Seed 002 Table 1 from the measured ``(run, SharpnessResult)`` pairs: per row label, mean ± std over
+    seeds of lambda_max and lambda_max / lambda_5, beside the published values of the same method (the
+    paper's column group) after the same number of epochs (the paper's rows)."""
+    refs = study_references(study)
+    table = Table(study["title"], ["λ_max", "λ_max / λ_5"], [False, False])
+    ref = cite(table, refs[0] if refs else None)
+    rows: dict[str, list[tuple[grid.RunSpec, Any]]] = {}
+    for run, result in measured:
+        rows.setdefault(run.label, []).append((run, result))
+    for label, pairs in rows.items():
+        run = pairs[0][0]
+        epoch = {"epoch": run.config["train"]["epochs"]}
+        columns = {c.name for c in ref.columns if c.method == run.method} if ref else set()
+        lam = next((c for c in columns if c.endswith(" λ_max")), None)
+        ratio = next((c for c in columns if c.endswith(" λ_max/λ_5")), None)
         table.add(
-            run.label,
+            label,
             [
-                (result.lambda_max, None, _published(ref, run.method, kind="sharpness") if ref else None),
-                (result.ratio, None, None),
+                Cell(*mean_std([r.lambda_max for _, r in pairs]), column_cell(ref, lam, **epoch) if ref else None),
+                Cell(*mean_std([r.ratio for _, r in pairs]), column_cell(ref, ratio, **epoch) if ref else None),
             ],
         )
-    return [table]
-
-
-PROBES = {"toy_convergence": toy_convergence, "loss_scale": loss_scale, "sharpness": sharpness}
+    return table

@@ -1,0 +1,135 @@
+"""The report driver: per study, its builder's tables and figures, ``table.md``/``.tex``/``.csv`` and its
+index row; then the index."""
+
+from __future__ import annotations
+
+import csv
+import io as stdio
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mtl_pipelines import grid, io
+from mtl_pipelines.report import registry
+from mtl_pipelines.report.index import SUMMARY, StudySummary, distance, write_index
+from mtl_pipelines.report.results import Results, load_results
+from mtl_pipelines.report.tables import CSV_FIELDS, DASH, Table
+
+__all__ = ["build", "build_index", "scale_line"]
+
+
+def _test_dataset(cfg_json: str) -> Any:
+    import mtl_data
+
+    cfg = json.loads(cfg_json)
+    options = {**cfg.get("options", {}), **cfg.get("split_options", {}).get("test", {})}
+    return mtl_data.create(cfg["name"], split="test", root=cfg.get("root"), **options)
+
+
+def scale_line(runs: Sequence[grid.RunSpec]) -> tuple[str, str]:
+    """What data the runs used (``stand-in``/``real``, the dataset's own description, sizes) and at which scale."""
+    data = []
+    datasets = {
+        json.dumps({k: v for k, v in r.config["dataset"].items() if k != "tasks"}, sort_keys=True) for r in runs
+    }
+    for ds in sorted(datasets):
+        cfg = json.loads(ds)
+        dataset = _test_dataset(ds)
+        kind = "stand-in" if dataset.is_standin else "real"
+        sizes = {k: v.get("size") for k, v in cfg.get("split_options", {}).items() if "size" in v}
+        extra = f", sizes {sizes}" if sizes else ""
+        extra += f", subset {cfg['options']['subset']}" if "subset" in cfg.get("options", {}) else ""
+        data.append(f"{kind}: {cfg['name']} ({dataset.description}{extra})")
+    epochs = sorted({r.config["train"]["epochs"] for r in runs})
+    seeds = sorted({r.seed for r in runs})
+    caps = {r.config["train"].get("max_steps_per_epoch") for r in runs}  # per benchmark (CelebA, QM9 differ)
+    steps = sorted(c for c in caps if c is not None) + ([None] if None in caps else [])
+    shown = steps[0] if len(steps) == 1 else steps
+    scale = f"epochs {epochs}, seeds {seeds}, max steps/epoch {shown}"
+    return "; ".join(data), scale
+
+
+def _write_tables(out: Path, lines: list[str], tables: Sequence[Table]) -> list[Path]:
+    io.write_text(out / "table.md", "\n".join(lines) + "\n")
+    io.write_text(out / "table.tex", "".join(t.latex() for t in tables))
+    buffer = stdio.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for t in tables:
+        writer.writerows(t.csv_rows())
+    io.write_text(out / "table.csv", buffer.getvalue())
+    return [out / "table.md", out / "table.tex", out / "table.csv"]
+
+
+def build(profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]], index: bool = True) -> list[Path]:
+    """Write the reports of ``studies`` under ``profile['reports_dir']``: per study its tables, figures and
+    ``summary.json`` (its index row); and, with ``index``, the index of these studies."""
+    plan = grid.plan(profile)
+    out_root = Path(profile["reports_dir"])
+    written: list[Path] = []
+    summaries = []
+    for study in studies:
+        builder = registry.get(study["builder"])
+        runs = [r for r in plan.runs.values() if study["id"] in r.studies]
+        out = out_root / study["id"]
+        missing = plan.unavailable.get(study["id"], [])
+        lines = [
+            f"# {study['title']}",
+            "",
+            f"Study `{study['id']}` (seed {study['paper']}), profile `{profile['name']}`.",
+            "",
+        ]
+        if study.get("note"):
+            lines += [study["note"], ""]
+        tables: list[Table] = []
+        # A probe computes its own numbers: built unless part of its study cannot run; a builder of trained
+        # runs is built from the runs this profile has.
+        if (not missing) if builder.probe else bool(runs):
+            results = load_results(profile, {r.run_id: r for r in runs}) if runs else Results()
+            tables = builder.tables(study, profile, runs, results)
+            figures = builder.figures(study, runs, results, tables, out) if builder.figures and runs else []
+            written += figures
+            if runs:
+                data, scale = scale_line(runs)
+                lines += [f"Data: {data}.", f"Scale: {scale}.", ""]
+            lines += [t.markdown() for t in tables]
+            lines += [f"![{p.stem}]({p.name})" for p in figures]
+        if missing:
+            lines += ["", "Not run on this profile:"] + [f"- {m}" for m in missing]
+        summary = _summary(study, runs, missing, tables)
+        summaries.append(summary)
+        io.write_json(out / SUMMARY, summary.to_json())
+        written += [*_write_tables(out, lines, tables), out / SUMMARY]
+    if index:
+        written += write_index(profile, summaries, out_root)
+    return written
+
+
+def build_index(profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]]) -> list[Path]:
+    """``index.md`` / ``index.html`` from the ``summary.json`` each study's report wrote (FileNotFoundError
+    names a study whose report is missing), without recomputing any table."""
+    out_root = Path(profile["reports_dir"])
+    summaries = []
+    for study in studies:
+        path = out_root / study["id"] / SUMMARY
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run `mtl report {study['id']}` first")
+        summaries.append(StudySummary.from_json(json.loads(path.read_text())))
+    return write_index(profile, summaries, out_root)
+
+
+def _summary(
+    study: Mapping[str, Any], runs: Sequence[grid.RunSpec], missing: Sequence[str], tables: Sequence[Table]
+) -> StudySummary:
+    """The study's row of the index."""
+    data, scale = scale_line(runs) if runs else (DASH, DASH)
+    return StudySummary(
+        id=study["id"],
+        title=study["title"],
+        data=DASH if not runs else ("stand-in" if "stand-in:" in data else "real"),
+        scale=scale,
+        runs=len(runs),
+        distance=distance(tables),
+        not_run=len(missing),
+    )

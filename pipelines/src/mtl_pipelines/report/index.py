@@ -1,0 +1,151 @@
+"""The index of a report: one row per study (``summary.json``, written with the study's tables) and, when
+studies carry them, a verdict summary block at the top (counts, then one line per claim).
+
+A verdict record (:class:`Verdict`) says whether a claim of a paper was reproduced by the run's seeds,
+with the statistic and its uncertainty; a study whose tables are all pipeline checks (numbers that cannot be
+compared with the paper's at this scale) shows ``pipeline check`` instead of a distance figure.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mtl_pipelines import io
+from mtl_pipelines.report.tables import DASH, Table
+
+__all__ = ["SUMMARY", "VERDICTS", "StudySummary", "Verdict", "distance", "write_index"]
+
+SUMMARY = "summary.json"  # a study's row of the index, written with its tables
+VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+PIPELINE_CHECK = "pipeline check"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether one claim of a paper was reproduced: the ``statistic`` over ``n_seeds`` seeds, its
+    ``interval`` ``[lo, hi]`` (None when none could be computed) and the ``method`` that gave it (e.g.
+    "t-interval over 3 seeds")."""
+
+    study: str
+    claim: str
+    statement: str
+    verdict: str
+    statistic: float | None
+    interval: tuple[float, float] | None
+    method: str
+    n_seeds: int
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"claim {self.claim!r} of {self.study}: verdict {self.verdict!r}; valid: {VERDICTS}")
+        if self.interval is not None:
+            lo, hi = self.interval
+            if not lo <= hi:
+                raise ValueError(f"claim {self.claim!r} of {self.study}: interval [{lo}, {hi}] is not ordered")
+            object.__setattr__(self, "interval", (float(lo), float(hi)))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Verdict:
+        interval = data.get("interval")
+        return cls(**{**data, "interval": tuple(interval) if interval is not None else None})
+
+    def line(self) -> str:
+        """One Markdown line: verdict, claim, statement and the numbers behind it."""
+        numbers = []
+        if self.statistic is not None:
+            numbers.append(f"statistic {self.statistic:.4g}")
+        if self.interval is not None:
+            numbers.append(f"interval [{self.interval[0]:.4g}, {self.interval[1]:.4g}]")
+        numbers.append(f"{self.method}, {self.n_seeds} seed{'s' if self.n_seeds != 1 else ''}")
+        detail = f"; {self.detail}" if self.detail else ""
+        return (
+            f"- **{self.verdict}** — [{self.study}]({self.study}/table.md) {self.claim}: {self.statement} "
+            f"({', '.join(numbers)}{detail})"
+        )
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """A study's row of the index (its ``summary.json``)."""
+
+    id: str
+    title: str
+    data: str
+    scale: str
+    runs: int
+    distance: str
+    not_run: int
+    verdicts: tuple[Verdict, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["verdicts"] = [asdict(v) for v in self.verdicts]
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StudySummary:
+        verdicts = tuple(Verdict.from_json(v) for v in data.get("verdicts", []))
+        return cls(**{**data, "verdicts": verdicts})
+
+
+def distance(tables: Sequence[Table]) -> str:
+    """Median absolute relative distance of our means to the published numbers over the cells that have both,
+    pipeline-check tables left out (``pipeline check`` when every table is one)."""
+    compared = [t for t in tables if t.pipeline_check is None]
+    if tables and not compared:
+        return PIPELINE_CHECK
+    gaps = [
+        abs(c.mean - c.published.value) / abs(c.published.value) * 100
+        for t in compared
+        for row in t.rows
+        for c in row.cells
+        if c.mean is not None and c.published is not None and c.published.value not in (None, 0)
+    ]
+    return f"{statistics.median(gaps):.0f}% over {len(gaps)} cells" if gaps else DASH
+
+
+def _verdict_block(summaries: Sequence[StudySummary]) -> list[str]:
+    verdicts = [v for s in summaries for v in s.verdicts]
+    if not verdicts:
+        return []
+    counts = ", ".join(f"{sum(v.verdict == name for v in verdicts)} {name}" for name in VERDICTS)
+    return ["## Verdicts", "", f"{len(verdicts)} claims: {counts}.", "", *[v.line() for v in verdicts], ""]
+
+
+def write_index(profile: Mapping[str, Any], summaries: Sequence[StudySummary], out_root: Path) -> list[Path]:
+    """``index.md`` / ``index.html`` (verdicts first, then one row per study) and each study's ``table.html``."""
+    lines = [f"# Reproduced tables — profile `{profile['name']}`", "", profile.get("description", ""), ""]
+    lines += _verdict_block(summaries)
+    lines += [
+        "| study | title | data | scale | runs | distance to published (median rel.) | not run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in summaries:
+        lines.append(
+            f"| [{row.id}]({row.id}/table.md) | {row.title} | {row.data} | {row.scale} | "
+            f"{row.runs} | {row.distance} | {row.not_run} |"
+        )
+    lines += [
+        "",
+        "Published numbers come from `mtl_pipelines.references` (transcribed from the seed texts); a "
+        "cell lost in extraction is marked `lost`, never filled in.",
+        "",
+    ]
+    text = "\n".join(lines) + "\n"
+    io.write_text(out_root / "index.md", text)
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark").enable("table").render(text.replace(".md)", ".html)"))
+    io.write_text(out_root / "index.html", f"<!doctype html><meta charset='utf-8'><title>MTL report</title>\n{html}")
+    for row in summaries:
+        if not (out_root / row.id / "table.md").is_file():
+            continue
+        md = (out_root / row.id / "table.md").read_text()
+        body = MarkdownIt("commonmark").enable("table").render(md)
+        io.write_text(out_root / row.id / "table.html", f"<!doctype html><meta charset='utf-8'>\n{body}")
+    return [out_root / "index.md", out_root / "index.html"]

@@ -1,0 +1,89 @@
+"""The one registry of report builders. A study's ``builder:`` names one entry; :func:`mtl_pipelines.grid.load_studies`
+validates it here, the report driver calls it.
+
+Every builder has one signature, ``builder(study, profile, runs, results) -> list[Table]``
+(:data:`TableBuilder`), whether it turns trained runs into tables (:mod:`mtl_pipelines.report.builders`) or
+computes its numbers itself (the probes of :mod:`mtl_pipelines.probes`). Builders register themselves with
+:func:`register` in their modules; the registry imports those modules (:data:`BUILDER_MODULES`) the first
+time it is asked, so nothing here imports a builder module at import time (no import cycle with the probes).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BUILDER_MODULES", "Builder", "check_study", "get", "names", "register"]
+
+# The modules whose import registers builders.
+BUILDER_MODULES = ("mtl_pipelines.report.builders", "mtl_pipelines.probes")
+
+# builder(study, profile, runs, results) -> tables; results: mtl_pipelines.report.results.Results
+TableBuilder = Callable[[Mapping[str, Any], Mapping[str, Any], Sequence[Any], Any], list[Any]]
+# figures(study, runs, results, tables, out_dir) -> written PNG paths
+FigureBuilder = Callable[[Mapping[str, Any], Sequence[Any], Any, list[Any], Path], list[Path]]
+
+
+@dataclass(frozen=True)
+class Builder:
+    """A registered builder: its ``tables`` function, optional ``figures`` and whether it is a ``probe``.
+
+    A probe computes its numbers in the report step (mtl_core.toy, mtl_core.analysis): it runs even when
+    the study trains no runs, and is skipped as a whole (not built from part of its runs) when part of its
+    study cannot run on the profile.
+    """
+
+    name: str
+    tables: TableBuilder
+    figures: FigureBuilder | None = None
+    probe: bool = False
+
+
+_REGISTRY: dict[str, Builder] = {}
+
+
+def register(
+    name: str, *, figures: FigureBuilder | None = None, probe: bool = False
+) -> Callable[[TableBuilder], TableBuilder]:
+    """Decorator: register ``tables`` as the builder ``name`` (ValueError if another function has the name)."""
+
+    def decorate(tables: TableBuilder) -> TableBuilder:
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing.tables.__qualname__ != tables.__qualname__:
+            raise ValueError(
+                f"builder {name!r} is registered twice ({existing.tables.__module__}, {tables.__module__})"
+            )
+        _REGISTRY[name] = Builder(name, tables, figures, probe)
+        return tables
+
+    return decorate
+
+
+def _load() -> None:
+    for module in BUILDER_MODULES:
+        importlib.import_module(module)
+
+
+def names() -> list[str]:
+    """Every builder name, sorted."""
+    _load()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Builder:
+    """The builder ``name``; ValueError lists the valid names."""
+    _load()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown builder {name!r}; valid: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def check_study(study: Mapping[str, Any], where: str) -> None:
+    """ValueError naming ``where`` (the study's file), the field, the bad value and the valid builders."""
+    _load()
+    builder = study.get("builder")
+    if builder not in _REGISTRY:
+        raise ValueError(f"{where}: builder {builder!r} is not valid; valid: {', '.join(sorted(_REGISTRY))}")

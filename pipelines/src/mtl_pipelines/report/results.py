@@ -1,0 +1,152 @@
+"""What the builders read: the evaluated runs of a study (:class:`Results`), grouped by benchmark, model,
+setting, method row and seed, and the statistics over seeds."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mtl_pipelines import grid, io
+from mtl_pipelines.evaluate import EVAL, flat
+from mtl_pipelines.train import DIAGNOSTICS, FINAL
+
+__all__ = [
+    "Results",
+    "bench_model",
+    "delta_m",
+    "directions",
+    "groups",
+    "load_results",
+    "mean_std",
+    "method_rows",
+    "row_values",
+    "stl_baseline",
+]
+
+
+@dataclass(frozen=True)
+class Results(Mapping[str, Mapping[str, Any]]):
+    """The evaluated runs of a study, by run id: ``{"eval": eval.json, "final": final.json,
+    "diagnostics": [diagnostics.jsonl records]}``, and the direction of every ``task/metric``
+    (``directions[name]``: True when higher is better)."""
+
+    runs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    directions: Mapping[str, bool] = field(default_factory=dict)
+
+    def __getitem__(self, run_id: str) -> Mapping[str, Any]:
+        return self.runs[run_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.runs)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+
+def load_results(profile: Mapping[str, Any], runs: Mapping[str, grid.RunSpec]) -> Results:
+    """The results of every run of ``runs`` (FileNotFoundError names a missing file: the report never silently
+    drops a run) and the metric directions of their datasets."""
+    out = {}
+    for run_id in runs:
+        run_dir = grid.run_dir(profile, run_id)
+        paths = {"eval": run_dir / EVAL, "final": run_dir / FINAL}
+        for path in paths.values():
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing: train and evaluate run {run_id} first")
+        out[run_id] = {k: json.loads(p.read_text()) for k, p in paths.items()}
+        diag = run_dir / DIAGNOSTICS
+        out[run_id]["diagnostics"] = io.read_jsonl(diag) if diag.is_file() else []
+    return Results(out, directions(list(runs.values())))
+
+
+def directions(runs: Sequence[grid.RunSpec]) -> dict[str, bool]:
+    """``{"task/metric": higher_is_better}`` of the test split of every dataset the runs use."""
+    import mtl_data
+
+    out: dict[str, bool] = {}
+    done: set[str] = set()
+    for run in runs:
+        ds = run.config["dataset"]
+        if ds["name"] in done:
+            continue
+        options = {**ds.get("options", {}), **ds.get("split_options", {}).get("test", {})}
+        dataset = mtl_data.create(ds["name"], split="test", root=ds.get("root"), **options)
+        for task, spec in dataset.tasks.items():
+            for metric, hib in spec.higher_is_better.items():
+                out[f"{task}/{metric}"] = hib
+        done.add(ds["name"])
+    return out
+
+
+def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (n - 1) of the finite values (std None for fewer than two)."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return None, None
+    return statistics.fmean(finite), (statistics.stdev(finite) if len(finite) > 1 else None)
+
+
+def delta_m(
+    values: Mapping[str, float], baseline: Mapping[str, float], hib: Mapping[str, bool], weighting: str
+) -> float | None:
+    """Delta_m% of ``values`` against ``baseline`` over their common metrics with a non-zero baseline
+    (``mtl_core.metrics.delta_m``; ``weighting`` ``"task"``: seed 003's task-weighted variant)."""
+    from mtl_core.metrics import delta_m as core_delta_m
+
+    names = [n for n in values if n in baseline and baseline[n] not in (0, None)]
+    if not names:
+        return None
+    tasks = None
+    if weighting == "task":
+        tasks = defaultdict(list)
+        for n in names:
+            tasks[n.split("/")[0]].append(n)
+    return core_delta_m(
+        {n: values[n] for n in names}, {n: baseline[n] for n in names}, {n: hib[n] for n in names}, tasks
+    )
+
+
+def groups(runs: Sequence[grid.RunSpec]) -> dict[tuple[str, str, str], list[grid.RunSpec]]:
+    """Runs by (benchmark, model, setting): one results table each."""
+    out: dict[tuple[str, str, str], list[grid.RunSpec]] = defaultdict(list)
+    for run in runs:
+        out[(run.benchmark, run.model_key, run.setting)].append(run)
+    return out
+
+
+def bench_model(runs: Sequence[grid.RunSpec]) -> dict[tuple[str, str], list[grid.RunSpec]]:
+    """Runs by (benchmark, model)."""
+    out: dict[tuple[str, str], list[grid.RunSpec]] = defaultdict(list)
+    for run in runs:
+        out[(run.benchmark, run.model_key)].append(run)
+    return out
+
+
+def method_rows(runs: Sequence[grid.RunSpec]) -> dict[str, list[grid.RunSpec]]:
+    """Runs by row label (all single-task runs form the row ``STL``), in first-seen order."""
+    rows: dict[str, list[grid.RunSpec]] = defaultdict(list)
+    for run in runs:
+        rows["STL" if run.is_stl else run.label].append(run)
+    return rows
+
+
+def row_values(rows: Sequence[grid.RunSpec], results: Mapping[str, Any], part: str = "test") -> dict[int, dict]:
+    """Per seed: the flat metrics of a row (STL rows merge their single-task runs)."""
+    out: dict[int, dict[str, float]] = defaultdict(dict)
+    for run in rows:
+        out[run.seed].update(flat(results[run.run_id]["eval"][part]))
+    return out
+
+
+def stl_baseline(runs: Sequence[grid.RunSpec], results: Mapping[str, Any], seed: int, part: str = "test") -> dict:
+    """The flat metrics of the STL runs of ``seed`` among ``runs`` (the Delta_m baseline)."""
+    base: dict[str, float] = {}
+    for run in runs:
+        if run.is_stl and run.seed == seed:
+            base.update(flat(results[run.run_id]["eval"][part]))
+    return base

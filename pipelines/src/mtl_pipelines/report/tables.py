@@ -1,0 +1,208 @@
+"""The report's table model: cells of ours (mean ± std over seeds) beside the published cell, rendered as
+Markdown, LaTeX and long-format CSV rows.
+
+A table may carry *banners*, labels shown once at the top (e.g. "the published numbers of this table were
+lost in extraction", or a pipeline-check label), and *notes* shown below it. A table marked as a
+pipeline check (:attr:`Table.pipeline_check`) was run at a scale where its numbers cannot be compared with
+the paper's: it is labelled at the top and gets no distance figure in the index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["DASH", "Cell", "Published", "Row", "Table"]
+
+DASH = "–"  # no value (ours) / no such cell (published)
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published cell as shown: ``value`` (None when lost, blank, a symbol or not in the table), its ``std``
+    and the ``text`` printed beside ours (``"22"``, ``"0.5 ± 0.1"``, ``"lost"``, ``"–"``)."""
+
+    value: float | None
+    std: float | None
+    text: str
+
+    @classmethod
+    def none(cls) -> Published:
+        """No such cell in the reference (or no reference): shown as ``–``."""
+        return cls(None, None, DASH)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell: ours (``mean`` ± ``std`` over seeds, or a ``text`` such as a count ``"3 / 5"``) and the
+    ``published`` cell (None: the table has no published column for it, nothing is shown)."""
+
+    mean: float | None
+    std: float | None = None
+    published: Published | None = None
+    text: str | None = None
+
+    def ours(self) -> str:
+        """Ours as printed: the text, else ``mean ± std`` with 4 significant digits, ``–`` when None."""
+        if self.text is not None:
+            return self.text
+        if self.mean is None:
+            return DASH
+        value = f"{self.mean:.4g}" if abs(self.mean) < 1e4 else f"{self.mean:.3e}"
+        return value if self.std is None else f"{value} ± {self.std:.2g}"
+
+
+@dataclass
+class Row:
+    """A method's row; ``rank=False`` keeps it out of the best-value marks (STL, diagnostics rows)."""
+
+    name: str
+    cells: list[Cell]
+    rank: bool = True
+
+
+@dataclass
+class Table:
+    """A rendered table: header, rows, banners (top) and notes (below).
+
+    ``higher`` gives per column whether higher is better (None: no best value is marked).
+    """
+
+    title: str
+    columns: list[str]
+    higher: list[bool | None]
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    banners: list[str] = field(default_factory=list)
+    pipeline_check: str | None = None  # why the numbers cannot be compared with the paper's (None: they can)
+
+    def __post_init__(self) -> None:
+        if len(self.columns) != len(self.higher):
+            raise ValueError(f"table {self.title!r}: {len(self.columns)} columns but {len(self.higher)} directions")
+
+    def add(self, name: str, cells: list[Cell], rank: bool = True) -> None:
+        if len(cells) != len(self.columns):
+            raise ValueError(f"table {self.title!r}, row {name!r}: {len(cells)} cells for {len(self.columns)} columns")
+        self.rows.append(Row(name, list(cells), rank))
+
+    def add_column(self, name: str, higher: bool | None, cells: dict[str, Cell]) -> None:
+        """Append a column; ``cells`` by row name (rows not in it get an empty cell)."""
+        self.columns.append(name)
+        self.higher.append(higher)
+        for row in self.rows:
+            row.cells.append(cells.get(row.name, Cell(None)))
+
+    def row(self, name: str) -> Row:
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(f"table {self.title!r} has no row {name!r}; rows: {[r.name for r in self.rows]}")
+
+    def cell(self, row: str, column: str) -> Cell:
+        """The cell at (row name, column name)."""
+        if column not in self.columns:
+            raise KeyError(f"table {self.title!r} has no column {column!r}; columns: {self.columns}")
+        return self.row(row).cells[self.columns.index(column)]
+
+    def best(self) -> list[float | None]:
+        """Per column, the best of our means over the ranked rows (None where no direction or no value)."""
+        out: list[float | None] = []
+        for j, hib in enumerate(self.higher):
+            values = [r.cells[j].mean for r in self.rows if r.rank and r.cells[j].mean is not None]
+            out.append(None if hib is None or not values else (max(values) if hib else min(values)))
+        return out
+
+    def banner_lines(self) -> list[str]:
+        """What is shown once at the top of the table (the pipeline-check label first)."""
+        lines = [f"Pipeline check: {self.pipeline_check}"] if self.pipeline_check else []
+        return lines + self.banners
+
+    def _cells(self) -> Iterator[tuple[Row, list[tuple[Cell, bool]]]]:
+        best = self.best()
+        for row in self.rows:
+            marked = [
+                (c, row.rank and c.mean is not None and c.text is None and best[j] is not None and c.mean == best[j])
+                for j, c in enumerate(row.cells)
+            ]
+            yield row, marked
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", ""]
+        lines += [
+            f"> **{b}**" if i == 0 and self.pipeline_check else f"> {b}" for i, b in enumerate(self.banner_lines())
+        ]
+        if self.banner_lines():
+            lines.append("")
+        lines += ["| method | " + " | ".join(self.columns) + " |", "|---|" + "---|" * len(self.columns)]
+        for row, cells in self._cells():
+            out = []
+            for cell, is_best in cells:
+                text = cell.ours()
+                if is_best:
+                    text = f"**{text}**"
+                if cell.published is not None:
+                    text += f" ({cell.published.text})"
+                out.append(text)
+            lines.append(f"| {row.name} | " + " | ".join(out) + " |")
+        lines += [""] + [f"- {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def latex(self) -> str:
+        lines = [
+            "\\begin{table}[t]",
+            "\\centering",
+            f"\\caption{{{_tex(self.title)}}}",
+            *[f"% {_tex(b)}" for b in self.banner_lines()],
+            "\\begin{tabular}{l" + "r" * len(self.columns) + "}",
+            "\\toprule",
+            "Method & " + " & ".join(_tex(c) for c in self.columns) + " \\\\",
+            "\\midrule",
+        ]
+        for row, cells in self._cells():
+            out = []
+            for cell, is_best in cells:
+                text = _tex(cell.ours())
+                if is_best:
+                    text = f"\\textbf{{{text}}}"
+                if cell.published is not None:
+                    text += f" ({_tex(cell.published.text)})"
+                out.append(text)
+            lines.append(_tex(row.name) + " & " + " & ".join(out) + " \\\\")
+        lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+        return "\n".join(lines) + "\n"
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        """Long format, one dict per cell (see :data:`CSV_FIELDS`); a text cell's text is in ``ours_mean``."""
+        out = []
+        for row in self.rows:
+            for column, cell in zip(self.columns, row.cells):
+                out.append(
+                    {
+                        "table": self.title,
+                        "row": row.name,
+                        "column": column,
+                        "ours_mean": cell.text if cell.text is not None else cell.mean,
+                        "ours_std": cell.std,
+                        "published": cell.published.text if cell.published is not None else None,
+                    }
+                )
+        return out
+
+
+CSV_FIELDS = ["table", "row", "column", "ours_mean", "ours_std", "published"]
+
+
+def _tex(text: str) -> str:
+    for a, b in (
+        ("\\", "\\textbackslash{}"),
+        ("&", "\\&"),
+        ("%", "\\%"),
+        ("_", "\\_"),
+        ("#", "\\#"),
+        ("Δ", "$\\Delta$"),
+        ("±", "$\\pm$"),
+        (DASH, "--"),
+    ):
+        text = text.replace(a, b)
+    return text
