@@ -19,9 +19,12 @@ that fail because of a defect in ``mtl_core`` itself (strict xfails that flip wh
 
 from __future__ import annotations
 
+import ast
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -314,6 +317,7 @@ DECLARED_EXCEPTIONS: dict[tuple[str, str], tuple[Callable[[str], bool], str]] = 
 DEFECT_1 = "issue 13 defect 1 (Nash-MTL's Gramian normalisation), fixed on branch core-fix"
 DEFECT_2 = "issue 13 defect 2 (CAGrad's dual solved inexactly on badly scaled Jacobians), fixed on branch core-fix"
 DEFECT_3 = "issue 13 defect 3 (CAGrad with a zero-gradient task), fixed on branch core-fix"
+DEFECT_5 = "issue 13 defect 5 (FairGrad's default alpha), fixed on branch core-fix"
 DWA_ZERO = (
     "defect reported by core-props: DWA returns NaN weights when a task's epoch-average loss is 0 "
     "(0/0 ratio in weightings/dwa.py), instead of finite weights or a ValueError"
@@ -329,6 +333,7 @@ KNOWN_DEFECTS: dict[tuple[str, str, str | None], str] = {
     ("cagrad", "permutation", "wild_norms-5"): DEFECT_2,
     ("cagrad", "zero_row", "random-10"): DEFECT_3,
     ("cagrad", "zero_row", "random-11"): DEFECT_3,
+    ("fairgrad", "readme_default", "alpha"): DEFECT_5,
     ("dwa", "zero_loss", "k-2"): DWA_ZERO,
     ("dwa", "zero_loss", "k-3"): DWA_ZERO,
 }
@@ -730,3 +735,34 @@ def test_weighting_losses_over_8_orders_and_float32(name):
     w32 = weights_after(name, [[loss.float() for loss in steps] for steps in epochs])
     assert torch.isfinite(w64).all() and (w64 > 0).all(), w64
     torch.testing.assert_close(w32.double(), w64, rtol=2e-5, atol=0.0)
+
+
+# --- the README's defaults table says what hparams() says -------------------------------------------------
+
+
+def readme_defaults() -> list[tuple[str, str, object]]:
+    """(method, hyper-parameter, our default) from the defaults table of the package README."""
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    section = text.split("### Defaults: ours, the paper's, the reference code's", 1)[1].split("\n#", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[1].startswith("`"):
+            continue  # header, separator, or a row that is not a hyper-parameter (e.g. Nash-MTL's equation)
+        names, values = (
+            re.findall(r"`([^`]+)`", cells[1]),
+            [ast.literal_eval(v) for v in re.findall(r"`([^`]+)`", cells[2])],
+        )
+        assert len(names) == len(values), line
+        for method in re.findall(r"`([^`]+)`", cells[0]):
+            rows += [(method, hp, value) for hp, value in zip(names, values, strict=True)]
+    return rows
+
+
+@pytest.mark.parametrize(
+    "method,hparam,value",
+    [pytest.param(m, hp, v, id=f"{m}-{hp}", marks=marks(m, "readme_default", hp)) for m, hp, v in readme_defaults()],
+)
+def test_readme_defaults_table_matches_hparams(method, hparam, value):
+    registry = aggregators if method in AGG else weightings
+    assert registry.hparams(method)[hparam] == value
