@@ -318,10 +318,6 @@ DEFECT_1 = "issue 13 defect 1 (Nash-MTL's Gramian normalisation), fixed on branc
 DEFECT_2 = "issue 13 defect 2 (CAGrad's dual solved inexactly on badly scaled Jacobians), fixed on branch core-fix"
 DEFECT_3 = "issue 13 defect 3 (CAGrad with a zero-gradient task), fixed on branch core-fix"
 DEFECT_5 = "issue 13 defect 5 (FairGrad's default alpha), fixed on branch core-fix"
-DWA_ZERO = (
-    "defect reported by core-props: DWA returns NaN weights when a task's epoch-average loss is 0 "
-    "(0/0 ratio in weightings/dwa.py), instead of finite weights or a ValueError"
-)
 
 #: (method, property, case id or None for all cases) -> reason. Strict xfails; removed when the fix merges.
 KNOWN_DEFECTS: dict[tuple[str, str, str | None], str] = {
@@ -334,8 +330,6 @@ KNOWN_DEFECTS: dict[tuple[str, str, str | None], str] = {
     ("cagrad", "zero_row", "random-10"): DEFECT_3,
     ("cagrad", "zero_row", "random-11"): DEFECT_3,
     ("fairgrad", "readme_default", "alpha"): DEFECT_5,
-    ("dwa", "zero_loss", "k-2"): DWA_ZERO,
-    ("dwa", "zero_loss", "k-3"): DWA_ZERO,
 }
 
 

@@ -191,6 +191,22 @@ def test_aligned_mtl_uses_pre_defined_task_weights():
     torch.testing.assert_close(agg(g), torch.tensor(w, dtype=torch.float64) @ (b @ g))
 
 
+@pytest.mark.parametrize(
+    "eigenvalues,median",
+    [([4.0, 3.0, 2.0, 1.0], 2.0), ([9.0, 1.0], 1.0), ([5.0, 3.0, 2.0], 3.0), ([8.0, 4.0, 2.0, 1.0, 0.0], 2.0)],
+)
+def test_aligned_mtl_median_scale_is_the_lower_middle_eigenvalue(eigenvalues, median):
+    """``scale="median"`` (not in the paper; SamsungLabs/MTL ``code/optim/aligned/solver.py`` takes
+    ``torch.median`` of the non-zero eigenvalues: the lower middle value for an even rank): on a rotated
+    Gramian with known eigenvalues, ``B = sqrt(median) V diag(lambda^(-1/2)) V^T`` over the non-zero ones."""
+    lam = np.array(eigenvalues)
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((lam.size, lam.size)))
+    nonzero = lam > 0
+    v = q[:, nonzero]
+    expected = np.sqrt(median) * (v / np.sqrt(lam[nonzero])) @ v.T
+    np.testing.assert_allclose(alignment_matrix(q @ np.diag(lam) @ q.T, "median"), expected, atol=1e-12)
+
+
 # --- Nash-MTL, FairGrad, ConsMTL: fixed points ----------------------------------------------------
 
 FULL_RANK = [c for c in CASES if c[0] in ("random", "conflicting", "wild_norms") and c[1] <= 40]
@@ -345,6 +361,24 @@ def test_db_mtl_balances_gradient_magnitudes():
     # first step: the EMA starts from 0, so y = (1 - beta) g
     expected = (1 - 0.9) * ((norms.max() / norms)[:, None] * log_grads).sum(0)
     torch.testing.assert_close(d, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_db_mtl_default_ema_is_libmtls_constant_beta():
+    """Defaults of LibMTL (``LibMTL/config.py``: ``--DB_beta 0.9``, ``--DB_beta_sigma 0``; the DB-MTL authors'
+    library): ``beta_t = 0.9`` at every step, i.e. ``y_t = 0.1 sum_s 0.9^(t-s) g_s / L_s`` from ``y_0 = 0``."""
+    assert aggregators.hparams("db_mtl") == {"beta": 0.9, "beta_sigma": 0.0}
+    gen = torch.Generator().manual_seed(3)
+    steps = [
+        (torch.randn(3, 7, generator=gen, dtype=torch.float64), torch.rand(3, generator=gen, dtype=torch.float64) + 0.1)
+        for _ in range(4)
+    ]
+    agg = aggregators.create("db_mtl", num_tasks=3)
+    y = torch.zeros(3, 7, dtype=torch.float64)
+    for g, losses in steps:
+        d = agg(g, losses)
+        y = 0.9 * y + 0.1 * g / losses[:, None]
+        norms = y.norm(dim=1)
+        torch.testing.assert_close(d, (norms.max() / norms) @ y, rtol=1e-6, atol=0.0)
 
 
 def test_gradnorm_shrinks_the_weight_of_the_dominant_gradient():

@@ -27,11 +27,6 @@ from mtl_core import aggregators, weightings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference"
 DEFECT_1 = "issue 13 defect 1 (Nash-MTL's Gramian normalisation), fixed on branch core-fix"
-MEDIAN = (
-    "defect reported by core-props: Aligned-MTL scale='median' uses np.median (the mean of the two middle "
-    "eigenvalues for an even rank) where the reference (SamsungLabs/MTL code/optim/aligned/solver.py) uses "
-    "torch.median (the lower middle one)"
-)
 
 #: where the reference's solver counts as converged (relative fixed-point residual)
 CONVERGED = 1e-5
@@ -101,15 +96,11 @@ def test_imtl_g_matches_nash_mtl_repository(case):
     assert rel(agg.last_weights.numpy(), case["outputs"]["weights"]) < 1e-9
 
 
-@pytest.mark.parametrize(
-    "case",
-    cases(
-        "aligned_mtl", {r"(random_k2|conflicting_k4|scaled_k3)median": pytest.mark.xfail(strict=True, reason=MEDIAN)}
-    ),
-)
+@pytest.mark.parametrize("case", cases("aligned_mtl"))
 def test_aligned_mtl_matches_samsung_procrustes_solver(case):
     """Aligned-MTL (``ProcrustesSolver.apply``, summed as ``AlignedMTLBalancer``): same direction and weights
-    for every scale mode (the reference's rank cut uses float32 eps: scaled_k3 drops its 1e-6 eigenvalue)."""
+    for every scale mode, "median" at even ranks included (torch.median: the lower middle eigenvalue); the
+    reference's rank cut uses float32 eps: scaled_k3 drops its 1e-6 eigenvalue."""
     g, losses = inputs(case)
     agg = aggregators.create("aligned_mtl", num_tasks=g.shape[0], scale=case["scale"])
     d = agg(g, losses).numpy()

@@ -85,6 +85,42 @@ def test_dwa_follows_mtan_eq_7():
     torch.testing.assert_close(dwa(torch.ones(2)), 2 * torch.softmax(r / 2.0, 0))
 
 
+def dwa_after(epochs: list[list[float]], temperature: float = 2.0) -> torch.Tensor:
+    """DWA's weights in the epoch after ``epochs`` (one call per epoch, each followed by ``end_epoch``)."""
+    dwa = weightings.create("dwa", len(epochs[0]), temperature=temperature)
+    for losses in epochs:
+        dwa(torch.tensor(losses, dtype=torch.float64))
+        dwa.end_epoch()
+    return dwa(torch.ones(len(epochs[0]), dtype=torch.float64))
+
+
+def test_dwa_zero_loss_in_both_previous_epochs_counts_as_an_unchanged_loss():
+    """0 -> 0: MTAN eq. (7)'s ratio 0/0 is taken as 1 (the rate of any loss that did not change)."""
+    w = dwa_after([[0.0, 2.0, 1.0], [0.0, 1.5, 1.0]])
+    torch.testing.assert_close(w, 3 * torch.softmax(torch.tensor([1.0, 0.75, 1.0], dtype=torch.float64) / 2, 0))
+    # the same weights as a task whose loss stayed at any positive constant
+    torch.testing.assert_close(w, dwa_after([[0.3, 2.0, 1.0], [0.3, 1.5, 1.0]]))
+
+
+def test_dwa_loss_rising_from_zero_takes_the_limit_of_eq_7():
+    """0 -> L > 0: the ratio is +inf; eq. (7)'s limit gives those tasks K / m each (m of them), the others 0,
+    as a vanishing previous loss does."""
+    w = dwa_after([[0.0, 2.0, 0.0, 1.0], [0.5, 1.0, 3.0, 1.0]])
+    torch.testing.assert_close(w, torch.tensor([2.0, 0.0, 2.0, 0.0], dtype=torch.float64))
+    near = dwa_after([[1e-3, 2.0, 1e-3, 1.0], [0.5, 1.0, 3.0, 1.0]], temperature=1e-3)
+    torch.testing.assert_close(near, torch.tensor([0.0, 0.0, 4.0, 0.0], dtype=torch.float64))  # 3000 > 500
+    near = dwa_after([[1e-12, 2.0, 1e-12, 1.0], [0.5, 1.0, 0.5, 1.0]])
+    torch.testing.assert_close(near, w)
+
+
+def test_dwa_rejects_a_negative_epoch_average_naming_the_task():
+    """Eq. (7) is a rate of descent of a positive loss: a negative epoch average is refused at the roll."""
+    dwa = weightings.create("dwa", 3)
+    dwa(torch.tensor([1.0, -0.5, 2.0]))
+    with pytest.raises(ValueError, match=r"task 1.*-0\.5"):
+        dwa.end_epoch()
+
+
 def test_uw_regularised_objective_is_minimal_at_sigma_squared_equal_loss():
     uw = weightings.create("uw", 2)
     losses = torch.tensor([0.3, 4.0])

@@ -17,8 +17,11 @@ def alignment_matrix(gram: np.ndarray, scale: str = "min") -> np.ndarray:
 
     With ``G G^T = V diag(lambda) V^T`` restricted to its numerical rank r, ``B = s V_r diag(lambda_r^(-1/2)) V_r^T``
     where ``s`` is ``sqrt(lambda_min)`` (``"min"``: the paper's choice, the smallest non-zero singular value,
-    sec. 5.1) or the reference code's ``"median"`` / ``"rmse"`` alternatives. Then
-    ``(B G)(B G)^T = s^2 V_r V_r^T``: every non-zero singular value of ``B G`` equals ``s``.
+    sec. 5.1) or one of the reference code's alternatives, which the paper does not mention (SamsungLabs/MTL
+    ``code/optim/aligned/solver.py``, ``ProcrustesSolver.apply``): ``"median"`` takes ``torch.median`` of the
+    r non-zero eigenvalues, the lower middle one when r is even (not their mean, as ``np.median``), and
+    ``"rmse"`` their mean. Then ``(B G)(B G)^T = s^2 V_r V_r^T``: every non-zero singular value of ``B G``
+    equals ``s``.
     """
     lam, vec = np.linalg.eigh((gram + gram.T) / 2)
     order = np.argsort(lam)[::-1]
@@ -28,7 +31,8 @@ def alignment_matrix(gram: np.ndarray, scale: str = "min") -> np.ndarray:
     if rank == 0:
         return np.zeros_like(gram)
     lam, vec = lam[:rank], vec[:, :rank]
-    s = {"min": np.sqrt(lam[-1]), "median": np.sqrt(np.median(lam)), "rmse": np.sqrt(lam.mean())}[scale]
+    # lam is descending: lam[rank // 2] is the middle one for an odd rank, the lower middle one for an even rank
+    s = {"min": np.sqrt(lam[-1]), "median": np.sqrt(lam[rank // 2]), "rmse": np.sqrt(lam.mean())}[scale]
     return (vec * (s / np.sqrt(lam))) @ vec.T
 
 

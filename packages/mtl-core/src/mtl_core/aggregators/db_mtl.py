@@ -17,13 +17,15 @@ class DBMTL(Aggregator):
     Loss-scale balancing: gradients of ``log L_i`` (``g_i / L_i``). Gradient-magnitude balancing: an EMA
     ``y_i <- g_i + beta_t (y_i - g_i)`` with ``beta_t = beta / t^beta_sigma``, then
     ``d = sum_i (max_j ||y_j|| / ||y_i||) y_i``: every task's tracked gradient is scaled to the largest norm.
-    Defaults as LibMTL's (beta 0.9, beta_sigma 0.5).
+    Defaults are the reference code's: median-research-group/LibMTL (the library of DB-MTL's first author),
+    ``LibMTL/config.py`` ``--DB_beta 0.9``, ``--DB_beta_sigma 0`` read by ``LibMTL/weighting/DB_MTL.py``, so
+    ``beta_t = beta`` at every step (a plain EMA); ``beta_sigma > 0`` decays it as MoCo's schedules do.
     """
 
     needs_losses = True
     lazy_buffers = ("buffer",)
 
-    def __init__(self, num_tasks: int, *, beta: float = 0.9, beta_sigma: float = 0.5) -> None:
+    def __init__(self, num_tasks: int, *, beta: float = 0.9, beta_sigma: float = 0.0) -> None:
         super().__init__(num_tasks)
         self.beta = check_range("beta", beta, 0.0, 1.0)
         self.beta_sigma = check_positive("beta_sigma", beta_sigma, allow_zero=True)
