@@ -59,7 +59,7 @@ def gradient_diagnostics(grads: Tensor) -> dict[str, Any]:
 def _check_finite(losses: Tensor, tasks: list[str], epoch: int, step: int, checkpoint: Path) -> None:
     if bool(torch.isfinite(losses).all()):
         return
-    bad = {t: float(v) for t, v in zip(tasks, losses.tolist()) if not math.isfinite(v)}
+    bad = {t: float(v) for t, v in zip(tasks, losses.cpu().tolist()) if not math.isfinite(v)}
     last = f"the last good checkpoint is {checkpoint}" if checkpoint.exists() else "no checkpoint was written yet"
     raise NonFiniteLossError(
         f"non-finite loss at epoch {epoch + 1}, step {step + 1}: {bad}; the run stops here and {last}"
@@ -177,7 +177,7 @@ def train(
         lr = step.optimizers[0].param_groups[0]["lr"]
         for scheduler in trainee.schedulers:
             scheduler.step()
-        mean_loss = (loss_sum / max(seen, 1)).tolist()
+        mean_loss = (loss_sum / max(seen, 1)).cpu().tolist()  # one host transfer per epoch
         record = {
             "epoch": epoch + 1,
             "steps": steps,
