@@ -19,7 +19,8 @@ import yaml
 
 from mtl_pipelines import config as cfg
 from mtl_pipelines.evaluate import evaluate_run
-from mtl_pipelines.train import CHECKPOINT, METRICS, NonFiniteLossError, train
+from mtl_pipelines.run import CHECKPOINT, METRICS, RunError
+from mtl_pipelines.train import NonFiniteLossError, train
 
 TINY = {
     "name": "tiny",
@@ -114,7 +115,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
         train(bad, run_dir, progress=False)
     assert not (run_dir / "final.json").exists()
     if (run_dir / CHECKPOINT).exists():
-        state = torch.load(run_dir / CHECKPOINT, weights_only=False)
+        state = torch.load(run_dir / CHECKPOINT, weights_only=True)
         assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
 
@@ -172,7 +173,7 @@ def test_stl_and_best_val_selection(tmp_path: Path) -> None:
 
 def test_run_dir_refuses_another_config(reference_run: Path) -> None:
     other = {**TINY, "train": {**TINY["train"], "seed": 4}}
-    with pytest.raises(cfg.ConfigError, match="different config"):
+    with pytest.raises(RunError, match="different config"):
         train(other, reference_run)
 
 
@@ -196,11 +197,11 @@ def test_sam_family_runs_use_the_task_restricted_closure(tmp_path: Path, monkeyp
     seen: list[dict] = []
     original = MTLStep.step
 
-    def spy(self: MTLStep, closure):  # type: ignore[no-untyped-def]
+    def spy(self: MTLStep, closure, **options):  # type: ignore[no-untyped-def]
         assert accepts_tasks(closure)
         with torch.no_grad():
             seen.append({t: sorted(closure(self.model, tasks=[t])) for t in self.tasks})
-        return original(self, closure)
+        return original(self, closure, **options)
 
     monkeypatch.setattr(MTLStep, "step", spy)
     config = {**TINY, "method": {"name": "samo+mgda"}, "train": {**TINY["train"], "epochs": 1}}

@@ -1,7 +1,7 @@
 """The ``mtl`` command line: prepare data, train and evaluate runs, build study reports, export the grid.
 
     mtl prepare <dataset> [--root DIR] [--profile P]   validate real data / render a stand-in into its cache
-    mtl train <config.yaml> [--run-dir DIR]            train (or resume) one run
+    mtl train <config.yaml> [--run-dir DIR] [--device D] train (or resume, or --restart) one run
     mtl train --job <manifest.yaml> [--stamp FILE]     train the runs of a workflow job in one process
     mtl evaluate <run-dir> [--stl RUN ...]             clean + corrupted test metrics -> eval.json
     mtl evaluate --job <manifest.yaml> [--stamp FILE]  evaluate the runs of a workflow job
@@ -34,6 +34,7 @@ def _fail(message: str) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from mtl_pipelines import config as cfg
     from mtl_pipelines import grid
+    from mtl_pipelines.run import Run
     from mtl_pipelines.train import train
 
     if args.job is not None:
@@ -60,13 +61,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.run_dir) if args.run_dir else grid.run_dir(profile, args.run)
     else:
         config = cfg.load(args.config)
-        run_dir = (
-            Path(args.run_dir)
-            if args.run_dir
-            else Path("results") / "runs" / (f"{config.get('name', Path(args.config).stem)}-{cfg.config_hash(config)}")
-        )
+        run_dir = Path(args.run_dir) if args.run_dir else Run.default_dir(config, Path(args.config).stem)
     began = time.perf_counter()
-    result = train(config, run_dir, progress=None if not args.quiet else False, log=print)
+    result = train(
+        config,
+        run_dir,
+        progress=None if not args.quiet else False,
+        log=print,
+        device=args.device,
+        restart=args.restart,
+        trust_checkpoints=args.trust_checkpoints,
+    )
     tasks = ", ".join(f"{t}: " + " ".join(f"{m}={v:.4g}" for m, v in ms.items()) for t, ms in result["last"].items())
     print(
         f"trained {run_dir} ({result['method']} on {result['dataset']}, {result['epochs']} epochs, "
@@ -88,8 +93,11 @@ def _run_job(args: argparse.Namespace, what: str) -> int:
     else:
         spec = jobs.load_manifest(args.job)
     began = time.perf_counter()
-    work = jobs.train_job if what == "train" else jobs.evaluate_job
-    summary = work(spec, stamp=args.stamp, log=print)
+    options = {"device": args.device, "trust_checkpoints": args.trust_checkpoints}
+    if what == "train":
+        summary = jobs.train_job(spec, stamp=args.stamp, log=print, restart=args.restart, **options)
+    else:
+        summary = jobs.evaluate_job(spec, stamp=args.stamp, log=print, **options)
     print(
         f"{what} job {spec.job_id}: {len(summary['runs'])} runs under {spec.runs_root} "
         f"in {time.perf_counter() - began:.1f}s" + (f" -> {args.stamp}" if args.stamp else "")
@@ -106,7 +114,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return _run_job(args, "evaluate")
     if args.run_dir is None:
         return _fail("give a run directory or --job")
-    result = evaluate_run(args.run_dir, stl_runs=args.stl, progress=None if not args.quiet else False)
+    result = evaluate_run(
+        args.run_dir,
+        stl_runs=args.stl,
+        progress=None if not args.quiet else False,
+        device=args.device,
+        trust_checkpoints=args.trust_checkpoints,
+    )
     n = sum(len(v) for v in result["corrupted"].values())
     print(
         f"evaluated {args.run_dir}: test epochs {result['epochs']} ({result['selection']}), "
@@ -213,6 +227,22 @@ def _job_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--stamp", help="with --job: file written when every run succeeded (for workflow managers)")
 
 
+def _run_arguments(s: argparse.ArgumentParser, what: str) -> None:
+    default = "train.device of the run's config (default auto)" if what == "train" else "auto"
+    s.add_argument(
+        "--device",
+        help=f"where to {what}: auto (CUDA when available), cpu, cuda, cuda:N (default: {default}); "
+        "a CUDA device that is not there is an error",
+    )
+    s.add_argument(
+        "--trust-checkpoints",
+        action="store_true",
+        help="load checkpoints of the old pickled format (before the safe format) with full unpickling, which "
+        "can run code: only for files you wrote yourself; they are rewritten in the safe format "
+        "(also: MTL_TRUST_CHECKPOINTS=1)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mtl", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -234,6 +264,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--params", help="with --run: read the run's config from this generated params.yaml (DVC)")
     s.add_argument("--run-dir", help="output directory (default results/runs/<name>-<hash>)")
     _job_arguments(s)
+    _run_arguments(s, "train")
+    s.add_argument(
+        "--restart",
+        action="store_true",
+        help="delete the run's files (config, checkpoint, metrics, final/eval) and train it from the start",
+    )
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_train)
 
@@ -242,6 +278,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--stl", nargs="*", default=[], help="evaluated STL runs (baseline of best_val selection)")
     s.add_argument("--params", help="with --job: read the job from this generated params.yaml (DVC)")
     _job_arguments(s)
+    _run_arguments(s, "evaluate")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_evaluate)
 
@@ -272,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, FloatingPointError, JobFailed) as exc:
+    except (ValueError, OSError, FloatingPointError, JobFailed) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted")

@@ -155,7 +155,16 @@ def load(path: str | Path) -> dict[str, Any]:
     return resolve(config, str(path))
 
 
+#: fields that say where a run executes, not what it computes (no default: absent means ``auto``): excluded from
+#: its identity, so a run resumes and evaluates on any device
+EXECUTION_FIELDS = {"train": ("device",)}
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
-    """Stable short hash of a resolved config (identifies a run; the display ``name`` is excluded)."""
+    """Stable short hash of a resolved config (identifies a run; the display ``name`` and the
+    :data:`EXECUTION_FIELDS` are excluded). The run layer (:mod:`mtl_pipelines.run`) is its one user per run."""
     payload = {k: v for k, v in config.items() if k != "name"}
+    for section, fields in EXECUTION_FIELDS.items():
+        if isinstance(payload.get(section), Mapping):
+            payload[section] = {k: v for k, v in payload[section].items() if k not in fields}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]

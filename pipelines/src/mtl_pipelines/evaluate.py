@@ -10,20 +10,16 @@ weights). Corrupted copies are evaluated with the final checkpoint.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mtl_pipelines import io
-from mtl_pipelines.config import resolve
-from mtl_pipelines.train import CHECKPOINT, CONFIG, FINAL, METRICS, _model, evaluate_model, io_yaml, mean_metrics
+from mtl_pipelines.run import EVAL, FINAL, Run, RunError, evaluate_model
+from mtl_pipelines.train import mean_metrics
 
-__all__ = ["EVAL", "evaluate_run", "flat", "select"]
-
-EVAL = "eval.json"
+__all__ = ["evaluate_run", "flat", "select"]
 
 
 def flat(metrics: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -72,24 +68,34 @@ def evaluate_run(
     *,
     stl_runs: Sequence[str | Path] = (),
     progress: bool | None = None,
+    device: str | None = None,
+    trust_checkpoints: bool = False,
 ) -> dict[str, Any]:
-    """Write ``<run_dir>/eval.json`` (clean selected test metrics + corrupted test metrics) and return it."""
+    """Write ``<run_dir>/eval.json`` (clean selected test metrics + corrupted test metrics) and return it.
+
+    The run directory is checked first (config, final.json and checkpoint of one config); the history comes
+    from the checkpoint and the model is evaluated on ``device`` (default ``auto``: CUDA when available; the
+    device the run was trained on does not matter).
+    """
     from tqdm.auto import tqdm
 
     from mtl_pipelines.data import build_split
 
-    run_dir = Path(run_dir)
-    if not (run_dir / FINAL).is_file():
-        raise FileNotFoundError(f"{run_dir} is not a finished run (no {FINAL}); train it first")
-    config = resolve(io_yaml(run_dir / CONFIG), str(run_dir / CONFIG))
-    history = io.read_jsonl(run_dir / METRICS)
+    run = Run.open(run_dir, trust_checkpoints=trust_checkpoints)
+    if not run.path(FINAL).is_file():
+        raise RunError(f"{run.dir} is not a finished run (no {FINAL}); train it first (mtl train)")
+    state = run.check()
+    assert state is not None  # check() refuses a final.json without its checkpoint
+    config = run.config
+    on = run.device(device if device is not None else "auto")
+    history = state["history"]
     test = build_split(config["dataset"], config["dataset"]["splits"]["test"], config["dataset"].get("tasks"))
     stl_val: dict[str, dict[str, float]] = {}
     for stl in stl_runs:
-        stl_eval = json.loads((Path(stl) / EVAL).read_text()) if (Path(stl) / EVAL).exists() else None
-        if stl_eval is None:
-            raise FileNotFoundError(f"STL run {stl} has no {EVAL}; evaluate it first")
-        stl_val.update(stl_eval["val"])
+        stl_run = Run.open(stl)
+        if not stl_run.path(EVAL).is_file():
+            raise RunError(f"STL run {stl} has no {EVAL}; evaluate it first (mtl evaluate {stl})")
+        stl_val.update(stl_run.read_eval()["val"])
     clean, epochs = select(history, config, test.dataset.tasks, stl_val or None)
     by_epoch = {r["epoch"]: r for r in history}
     val = mean_metrics([by_epoch[e]["val"] for e in epochs])
@@ -107,17 +113,17 @@ def evaluate_run(
         from mtl_pipelines.data import Split
 
         torch.set_num_threads(config["train"]["threads"])
-        model = _model(config, test)
-        state = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        cache = run_dir.parent.parent / "corrupted"
-        result["corrupted_clean"] = evaluate_model(model, test, config["eval"]["batch_size"])
+        model = run.trained_model(test, on, state)
+        cache = run.dir.parent.parent / "corrupted"
+        batch_size = config["eval"]["batch_size"]
+        result["corrupted_clean"] = evaluate_model(model, test, batch_size, on)
         grid = [(n, s) for n in names for s in severities]
         for name, severity in tqdm(grid, desc="corruptions", disable=progress is False, leave=False):
+            # corruptions are applied to the images where the data is (CPU, cached); the batches then go to `on`
             corrupted = CorruptedDataset(test.dataset, name, severity, cache_dir=cache)
             corrupted.tasks = test.dataset.tasks  # type: ignore[attr-defined]
             split = Split(corrupted, test.tasks)
-            metrics = evaluate_model(model, split, config["eval"]["batch_size"])
+            metrics = evaluate_model(model, split, batch_size, on)
             result["corrupted"].setdefault(name, {})[str(severity)] = metrics
-    io.write_json(run_dir / EVAL, result)
-    return result
+    run.write_eval(result)
+    return run.read_eval()

@@ -137,8 +137,16 @@ def write_manifests(jobs: Mapping[str, Job], runs: Mapping[str, RunSpec], result
 
 def spec_from(where: str, data: Any) -> JobSpec:
     """The job described by a manifest mapping (``where`` names its source in errors)."""
-    if not isinstance(data, Mapping) or not isinstance(data.get("runs"), list) or not data.get("job"):
-        raise ValueError(f"{where}: not a job manifest (needs 'job', 'runs_root' and a list 'runs')")
+    if (
+        not isinstance(data, Mapping)
+        or not isinstance(data.get("runs"), list)
+        or not data.get("job")
+        or not isinstance(data.get("runs_root"), str)
+    ):
+        raise ValueError(
+            f"{where}: not a job manifest (needs 'job', 'runs_root' (a directory) and a list 'runs'); the workflow "
+            "writes it when it builds the DAG: delete it and run the workflow again"
+        )
     out = []
     for i, entry in enumerate(data["runs"]):
         if not isinstance(entry, Mapping) or not isinstance(entry.get("config"), Mapping) or "id" not in entry:
@@ -187,23 +195,32 @@ def _each(spec: JobSpec, what: str, work: Callable[[JobRun, Path], Any], log: Ca
     return done
 
 
-def train_job(spec: JobSpec, *, stamp: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
-    """Train (or resume, or skip when finished) every run of the job; write ``stamp`` when all succeeded."""
+def train_job(
+    spec: JobSpec, *, stamp: str | Path | None = None, log: Callable[[str], None] = print, **options: Any
+) -> dict:
+    """Train (or resume, or skip when finished) every run of the job; write ``stamp`` when all succeeded.
+    ``options`` go to :func:`mtl_pipelines.train.train` (``device``, ``restart``, ``trust_checkpoints``)."""
     from mtl_pipelines.train import train
 
-    done = _each(spec, "train", lambda run, run_dir: train(run.config, run_dir, progress=False, log=log), log)
+    def work(run: JobRun, run_dir: Path) -> None:
+        train(run.config, run_dir, progress=False, log=log, **options)
+
+    done = _each(spec, "train", work, log)
     summary = {"job": spec.job_id, "runs": done}
     if stamp:
         io.write_json(stamp, summary)
     return summary
 
 
-def evaluate_job(spec: JobSpec, *, stamp: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
-    """Evaluate every run of the job (clean selected + corrupted test sets) against its STL runs."""
+def evaluate_job(
+    spec: JobSpec, *, stamp: str | Path | None = None, log: Callable[[str], None] = print, **options: Any
+) -> dict:
+    """Evaluate every run of the job (clean selected + corrupted test sets) against its STL runs.
+    ``options`` go to :func:`mtl_pipelines.evaluate.evaluate_run` (``device``, ``trust_checkpoints``)."""
     from mtl_pipelines.evaluate import evaluate_run
 
     def work(run: JobRun, run_dir: Path) -> None:
-        evaluate_run(run_dir, stl_runs=[spec.runs_root / s for s in run.stl], progress=False)
+        evaluate_run(run_dir, stl_runs=[spec.runs_root / s for s in run.stl], progress=False, **options)
 
     summary = {"job": spec.job_id, "runs": _each(spec, "evaluate", work, log)}
     if stamp:

@@ -90,19 +90,19 @@ def sharpness(
     final weights, over the shared parameters, on the first training batch (seed 002 Table 1)."""
     from mtl_core.analysis import sharpness as hessian_sharpness
     from mtl_pipelines.data import build_split, epoch_generator
-    from mtl_pipelines.train import CHECKPOINT, _model
+    from mtl_pipelines.run import Run, place
 
     measured = []
     for run in runs:
         config = run.config
+        trained = Run(grid.run_dir(profile, run.run_id), config)
+        on = trained.device("auto")
         split = build_split(config["dataset"], config["dataset"]["splits"]["train"], config["dataset"].get("tasks"))
-        model = _model(config, split)
-        state = torch.load(grid.run_dir(profile, run.run_id) / CHECKPOINT, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        model.eval()
+        model = trained.trained_model(split, on)
         x, targets = next(
             iter(split.batches(config["train"]["batch_size"], shuffle=True, generator=epoch_generator(0, 0)))
         )
+        x, targets = place(x, on), place(targets, on)
         specs = split.dataset.tasks
 
         def loss_fn(model: Any = model, x: Any = x, targets: Any = targets, specs: Any = specs) -> torch.Tensor:

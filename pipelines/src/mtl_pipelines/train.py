@@ -1,15 +1,11 @@
-"""The training run: seeded, resumable, evaluated every epoch.
+"""The training run: seeded, resumable, evaluated every epoch, on the run's device.
 
-A run directory holds
-
-- ``config.yaml``: the resolved config (a different config for an existing directory is refused);
-- ``checkpoint.pt``: written atomically after every epoch: model, optimizer, lr schedule, method state
-  (weighting/aggregator buffers and generators), the global RNG states and the metric history;
-- ``metrics.jsonl``: one line per epoch (train losses, validation and test metrics, lr, seconds), rewritten
-  atomically from the checkpoint's history so the two never disagree;
-- ``diagnostics.jsonl``: gradient cosine / magnitude similarity / condition number every
-  ``train.diagnostics_every`` steps (seed 001 Fig. 3, seed 003's condition-number analysis);
-- ``final.json``: written last; its presence means the run is complete.
+The run directory, its files, checkpoints and the model are owned by :mod:`mtl_pipelines.run`; this module
+is the epoch loop. After every epoch the run layer writes the checkpoint (model, optimisers, lr schedules,
+method state, RNG states, metric history) and the files derived from it (``metrics.jsonl``, ``curves.json``,
+``diagnostics.jsonl``: gradient cosine / magnitude similarity / condition number every
+``train.diagnostics_every`` steps, seed 001 Fig. 3 and seed 003's condition-number analysis, from the rows
+the training step computed on its own forward); ``final.json`` is written last.
 
 A run killed at any point (SIGKILL included) and started again resumes from the last checkpoint and ends
 with exactly the metrics of an uninterrupted run: the batch order of an epoch depends only on
@@ -20,7 +16,6 @@ with exactly the metrics of an uninterrupted run: the batch order of an epoch de
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,20 +23,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from mtl_pipelines import io, methods
-from mtl_pipelines.config import ConfigError, config_hash, resolve
-from mtl_pipelines.data import Split, batch_size_of, build_split, epoch_generator
+from mtl_pipelines.config import resolve
+from mtl_pipelines.data import batch_size_of, build_split, epoch_generator
+from mtl_pipelines.run import CHECKPOINT, FINAL, Run, evaluate_model, place, seed_everything, set_rng_state
 
-__all__ = ["NonFiniteLossError", "RunResult", "evaluate_model", "gradient_diagnostics", "train"]
-
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"
-DIAGNOSTICS = "diagnostics.jsonl"
-FINAL = "final.json"
-CONFIG = "config.yaml"
-CURVES = "curves.json"
+__all__ = ["NonFiniteLossError", "RunResult", "gradient_diagnostics", "train"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -49,68 +37,6 @@ class NonFiniteLossError(FloatingPointError):
 
 
 RunResult = dict[str, Any]
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002  (libraries that draw from the legacy global stream)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    numpy_state = np.random.get_state()  # noqa: NPY002  (the legacy global stream is what we must restore)
-    return {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
-    random.setstate(state["python"])
-
-
-def _optimizer_factory(cfg: Mapping[str, Any]) -> Callable[[list[Any]], torch.optim.Optimizer]:
-    name, lr, wd = cfg["name"], cfg["lr"], cfg["weight_decay"]
-
-    def make(params: list[Any]) -> torch.optim.Optimizer:
-        if name == "sgd":
-            return torch.optim.SGD(params, lr=lr, momentum=cfg["momentum"], weight_decay=wd)
-        if name == "adamw":
-            return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-
-    return make
-
-
-def _schedule(cfg: Mapping[str, Any], optimizer: torch.optim.Optimizer, epochs: int) -> Any:
-    if cfg["name"] == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg["milestones"], gamma=cfg["gamma"])
-    if cfg["name"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-
-
-def _model(config: Mapping[str, Any], split: Split) -> nn.Module:
-    import mtl_models
-
-    options = dict(config["model"]["options"])
-    if "seed" in mtl_models.options(config["model"]["name"]):
-        options.setdefault("seed", config["train"]["seed"])
-    tasks = {t: split.dataset.tasks[t].output_dim for t in split.tasks}
-    return mtl_models.create(config["model"]["name"], tasks=tasks, **options)
-
-
-@torch.no_grad()
-def evaluate_model(model: nn.Module, split: Split, batch_size: int) -> dict[str, dict[str, float]]:
-    """Metrics of ``model`` on a whole split, ``{task: {metric: value}}`` (split-level meters of mtl_data)."""
-    was_training = model.training
-    model.eval()
-    meters = {t: split.dataset.tasks[t].meter() for t in split.tasks}
-    for x, targets in split.batches(batch_size, shuffle=False):
-        predictions = model(x)
-        for task, target in targets.items():
-            meters[task].update(predictions[task], target)
-    model.train(was_training)
-    return {task: {k: float(v) for k, v in meter.compute().items()} for task, meter in meters.items()}
 
 
 def gradient_diagnostics(grads: Tensor) -> dict[str, Any]:
@@ -133,30 +59,11 @@ def gradient_diagnostics(grads: Tensor) -> dict[str, Any]:
 def _check_finite(losses: Tensor, tasks: list[str], epoch: int, step: int, checkpoint: Path) -> None:
     if bool(torch.isfinite(losses).all()):
         return
-    bad = {t: float(v) for t, v in zip(tasks, losses.tolist()) if not math.isfinite(v)}
+    bad = {t: float(v) for t, v in zip(tasks, losses.cpu().tolist()) if not math.isfinite(v)}
     last = f"the last good checkpoint is {checkpoint}" if checkpoint.exists() else "no checkpoint was written yet"
     raise NonFiniteLossError(
         f"non-finite loss at epoch {epoch + 1}, step {step + 1}: {bad}; the run stops here and {last}"
     )
-
-
-def _prepare_dir(config: Mapping[str, Any], run_dir: Path) -> None:
-    saved = run_dir / CONFIG
-    if saved.exists():
-        previous = resolve(io_yaml(saved), str(saved))
-        if config_hash(previous) != config_hash(config):
-            raise ConfigError(
-                f"{run_dir} holds a run of a different config (hash {config_hash(previous)} != "
-                f"{config_hash(config)}); use another run directory or delete this one"
-            )
-    else:
-        io.write_yaml(saved, dict(config))
-
-
-def io_yaml(path: Path) -> Any:
-    import yaml
-
-    return yaml.safe_load(path.read_text())
 
 
 def train(
@@ -166,58 +73,55 @@ def train(
     progress: bool | None = None,
     stop_after_epochs: int | None = None,
     log: Callable[[str], None] | None = None,
+    device: str | None = None,
+    restart: bool = False,
+    trust_checkpoints: bool = False,
 ) -> RunResult:
     """Train (or resume) the run of ``config`` in ``run_dir``; returns the content of ``final.json``.
 
-    ``config`` is validated and completed with defaults first (nothing is written on error).
-    ``stop_after_epochs`` ends the process early after that many epochs in total (tests of resumption).
+    ``config`` is validated and completed with defaults, the device resolved and every existing file of the
+    directory checked first (nothing is written on error). ``device`` overrides ``train.device``;
+    ``restart`` deletes the run's files first; ``trust_checkpoints`` is the opt-in for checkpoints of the old
+    pickled format (:mod:`mtl_pipelines.run`). ``stop_after_epochs`` ends the process early after that many
+    epochs in total (tests of resumption).
     """
     from tqdm.auto import tqdm
 
-    config = resolve(config)
-    run_dir = Path(run_dir)
-    final_path = run_dir / FINAL
-    if final_path.exists():  # a finished run: only check that the directory holds this config
-        import json
-
-        _prepare_dir(config, run_dir)
-        return json.loads(final_path.read_text())
+    run = Run(run_dir, resolve(config), trust_checkpoints=trust_checkpoints)
+    config = run.config
+    on = run.device(device)
+    if restart:
+        run.restart()
+    saved = run.check()
+    if saved is not None and run.path(FINAL).exists():  # a finished run of this config
+        return run.read_final()
     tcfg, ecfg = config["train"], config["eval"]
     splits = {
         role: build_split(config["dataset"], config["dataset"]["splits"][role], config["dataset"].get("tasks"))
         for role in ("train", "val", "test")
     }
-    _prepare_dir(config, run_dir)
+    run.begin()
 
     torch.set_num_threads(tcfg["threads"])
-    _seed_everything(tcfg["seed"])
+    seed_everything(tcfg["seed"])
     train_split = splits["train"]
     tasks = train_split.tasks
     specs = {t: train_split.dataset.tasks[t] for t in tasks}
-    model = _model(config, train_split)
-    step = methods.build(
-        config["method"]["name"], config["method"]["options"], model, tasks, _optimizer_factory(config["optimizer"])
-    )
-    schedulers = [_schedule(config["schedule"], opt, tcfg["epochs"]) for opt in step.optimizers]
+    trainee = run.build(train_split, on)
+    model, step = trainee.model, trainee.step
 
-    checkpoint = run_dir / CHECKPOINT
+    checkpoint = run.path(CHECKPOINT)
     history: list[dict[str, Any]] = []
     diagnostics: list[dict[str, Any]] = []
     start_epoch = 0
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if state["config_hash"] != config_hash(config):
-            raise ConfigError(f"{checkpoint} belongs to another config; delete it to start over")
-        model.load_state_dict(state["model"])
-        step.load_state_dict(state["method"])  # combiner, estimator and optimiser states
-        for scheduler, saved in zip(schedulers, state["schedulers"]):
-            scheduler.load_state_dict(saved)
-        _set_rng_state(state["rng"])
-        history, diagnostics = state["history"], state["diagnostics"]
-        start_epoch = state["epoch"] + 1
+    if saved is not None:
+        trainee.load(saved)
+        set_rng_state(saved["rng"], on)
+        history, diagnostics = saved["history"], saved["diagnostics"]
+        start_epoch = saved["epoch"] + 1
         if log:
-            log(f"resuming {run_dir} after epoch {start_epoch}")
-    io.write_jsonl(run_dir / METRICS, history)
+            log(f"resuming {run.dir} after epoch {start_epoch} on {on}")
+    run.write_history(history, diagnostics, curves(history))
 
     all_tasks = list(tasks)
 
@@ -235,6 +139,7 @@ def train(
         return closure
 
     epochs = tcfg["epochs"]
+    every = tcfg["diagnostics_every"]
     global_step = sum(r["steps"] for r in history)
     bar = tqdm(
         range(start_epoch, epochs),
@@ -247,7 +152,7 @@ def train(
     for epoch in bar:
         began = time.perf_counter()
         model.train()
-        loss_sum = torch.zeros(len(tasks), dtype=torch.float64)
+        loss_sum = torch.zeros(len(tasks), dtype=torch.float64, device=on)  # summed on the device: no sync
         seen = 0
         steps = 0
         generator = epoch_generator(tcfg["seed"], epoch)
@@ -258,70 +163,41 @@ def train(
         ):
             if tcfg["max_steps_per_epoch"] is not None and i >= tcfg["max_steps_per_epoch"]:
                 break
-            closure = close(x, targets, epoch, i)
-            every = tcfg["diagnostics_every"]
-            if every and global_step % every == 0 and len(tasks) > 1:
-                shared = [p for p in model.shared_parameters() if p.requires_grad]
-                import mtl_core
-
-                grads = mtl_core.jacobian(list(closure().values()), shared)
-                diagnostics.append({"epoch": epoch + 1, "step": global_step + 1, **gradient_diagnostics(grads)})
-            losses = step.step(closure).losses
             n = batch_size_of(x)
-            loss_sum += losses.double() * n
+            x, targets = place(x, on), place(targets, on)
+            diagnose = bool(every) and global_step % every == 0 and len(tasks) > 1
+            result = step.step(close(x, targets, epoch, i), rows=diagnose)
+            if diagnose:
+                diagnostics.append({"epoch": epoch + 1, "step": global_step + 1, **gradient_diagnostics(result.rows)})
+            loss_sum += result.losses.double() * n
             seen += n
             steps += 1
             global_step += 1
         step.end_epoch()
         lr = step.optimizers[0].param_groups[0]["lr"]
-        for scheduler in schedulers:
+        for scheduler in trainee.schedulers:
             scheduler.step()
+        mean_loss = (loss_sum / max(seen, 1)).cpu().tolist()  # one host transfer per epoch
         record = {
             "epoch": epoch + 1,
             "steps": steps,
             "lr": lr,
-            "train_loss": {t: float(v) for t, v in zip(tasks, (loss_sum / max(seen, 1)).tolist())},
-            "val": evaluate_model(model, splits["val"], ecfg["batch_size"]),
-            "test": evaluate_model(model, splits["test"], ecfg["batch_size"]),
+            "train_loss": dict(zip(tasks, mean_loss)),
+            "val": evaluate_model(model, splits["val"], ecfg["batch_size"], on),
+            "test": evaluate_model(model, splits["test"], ecfg["batch_size"], on),
             "seconds": time.perf_counter() - began,
         }
         history.append(record)
-        state = {
-            "epoch": epoch,
-            "config_hash": config_hash(config),
-            "model": model.state_dict(),
-            "schedulers": [scheduler.state_dict() for scheduler in schedulers],
-            "method": step.state_dict(),
-            "rng": _rng_state(),
-            "history": history,
-            "diagnostics": diagnostics,
-        }
-        with io.atomic_open(checkpoint, "wb") as f:
-            torch.save(state, f)
-        io.write_jsonl(run_dir / METRICS, history)
-        io.write_json(run_dir / CURVES, curves(history))
-        _tensorboard(run_dir, curves([record])[0])
-        if diagnostics:
-            io.write_jsonl(run_dir / DIAGNOSTICS, diagnostics)
-        bar.set_postfix(loss=f"{float(loss_sum.sum() / max(seen, 1)):.4g}")
+        run.save_checkpoint(epoch, trainee, on, history=history, diagnostics=diagnostics)
+        run.write_history(history, diagnostics, curves(history))
+        run.tensorboard(curves([record])[0])
+        bar.set_postfix(loss=f"{sum(mean_loss):.4g}")
         if stop_after_epochs is not None and epoch + 1 >= stop_after_epochs and epoch + 1 < epochs:
             return {"stopped_after": epoch + 1}
     bar.close()
     result = summarize(config, history)
-    io.write_json(final_path, result)
-    return result
-
-
-def _tensorboard(run_dir: Path, scalars: Mapping[str, float]) -> None:
-    """Mirror one epoch's scalars to TensorBoard when it is installed (optional dependency)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is not installed: metrics.jsonl/curves.json are the record
-        return
-    with SummaryWriter(str(run_dir / "tensorboard")) as writer:
-        for key, value in scalars.items():
-            if key != "epoch":
-                writer.add_scalar(key, value, int(scalars["epoch"]))
+    run.write_final(result)
+    return run.read_final()
 
 
 def curves(history: list[dict[str, Any]]) -> list[dict[str, float]]:
@@ -342,7 +218,6 @@ def summarize(config: Mapping[str, Any], history: list[dict[str, Any]]) -> RunRe
     mean of the last ``eval.last_k`` epochs, total time. Selection by validation happens in evaluation."""
     k = config["eval"]["last_k"]
     return {
-        "config_hash": config_hash(config),
         "dataset": config["dataset"]["name"],
         "model": config["model"]["name"],
         "method": config["method"]["name"],

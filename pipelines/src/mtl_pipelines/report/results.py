@@ -3,7 +3,6 @@ setting, method row and seed, and the statistics over seeds."""
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections import defaultdict
@@ -11,9 +10,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtl_pipelines import grid, io
-from mtl_pipelines.evaluate import EVAL, flat
-from mtl_pipelines.train import DIAGNOSTICS, FINAL
+from mtl_pipelines import grid
+from mtl_pipelines.evaluate import flat
+from mtl_pipelines.run import Run
 
 __all__ = [
     "Results",
@@ -51,16 +50,9 @@ class Results(Mapping[str, Mapping[str, Any]]):
 def load_results(profile: Mapping[str, Any], runs: Mapping[str, grid.RunSpec]) -> Results:
     """The results of every run of ``runs`` (FileNotFoundError names a missing file: the report never silently
     drops a run) and the metric directions of their datasets."""
-    out = {}
-    for run_id in runs:
-        run_dir = grid.run_dir(profile, run_id)
-        paths = {"eval": run_dir / EVAL, "final": run_dir / FINAL}
-        for path in paths.values():
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} is missing: train and evaluate run {run_id} first")
-        out[run_id] = {k: json.loads(p.read_text()) for k, p in paths.items()}
-        diag = run_dir / DIAGNOSTICS
-        out[run_id]["diagnostics"] = io.read_jsonl(diag) if diag.is_file() else []
+    # through the run layer: every file is checked against the run's config (a final.json or eval.json of
+    # another config is refused)
+    out = {run_id: Run(grid.run_dir(profile, run_id), run.config).read_results() for run_id, run in runs.items()}
     return Results(out, directions(list(runs.values())))
 
 

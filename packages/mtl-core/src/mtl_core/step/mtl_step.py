@@ -55,13 +55,16 @@ OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
 
 @dataclass
 class StepResult:
-    """What one step reports: the task losses at the weights before the update (detached, ``Tensor[K]``) and
+    """What one step reports: the task losses at the weights before the update (detached, ``Tensor[K]``),
     the combination weights ``w`` (``d = w @ G``) when the method defines them (``None`` for plain weightings
-    and for aggregators without weights).
+    and for aggregators without weights), and, when ``step(closure, rows=True)`` asked for them, ``rows``: the
+    ``[K, n]`` exact per-task gradients of the shared parameters at the weights before the update (detached),
+    taken from the step's own first forward (gradient diagnostics need no forward of their own).
     """
 
     losses: Tensor
     weights: Tensor | None
+    rows: Tensor | None = None
 
 
 class MTLStep:
@@ -230,7 +233,7 @@ class MTLStep:
         return built
 
     # ------------------------------------------------------------------------------------------------ step
-    def step(self, closure: LossClosure) -> StepResult:
+    def step(self, closure: LossClosure, *, rows: bool = False) -> StepResult:
         """Run one training step on the batch that ``closure`` evaluates, and update the model.
 
         ``closure(model)`` must compute the K task losses of one fixed batch at the model's current weights
@@ -239,12 +242,18 @@ class MTLStep:
         ``forward = decode(encode(x))``). Batches of any type work: the step only ever calls the closure.
         A task-restricted closure ``closure(model, tasks=None)`` (see :data:`LossClosure`) lets the per-task
         passes of ``lsam``/``fmtl``/``samo`` run one head instead of all K.
+
+        ``rows=True`` also returns the exact per-task gradients of the shared parameters at the current weights
+        (:attr:`StepResult.rows`), from the first forward's graph (kept for the method's own passes): K extra
+        backward passes, no extra forward, so BatchNorm statistics and dropout draws are those of a step
+        without them and the update is unchanged.
         """
         if not callable(closure):
             raise ValueError(f"step() takes a loss closure closure(model) -> losses, got {type(closure).__name__}")
         for p in [*self.model.parameters(), *self.combiner.parameters()]:
             p.grad = None
         ctx = _Context(self, closure)
+        shared_rows = ctx.jacobian(ctx.losses, ctx.shared, retain_graph=True).detach() if rows else None
         if self.estimator is None:
             self.combiner.loss(ctx.losses).backward()
             weights = None
@@ -273,7 +282,7 @@ class MTLStep:
                 opt.step()
         self._after_step(closure)
         self.step_count += 1
-        return StepResult(ctx.losses.detach(), None if weights is None else weights.detach())
+        return StepResult(ctx.losses.detach(), None if weights is None else weights.detach(), shared_rows)
 
     def _head_scale(self, weights: Tensor | None, i: int) -> float | Tensor | None:
         if self.head_weights == "unit" or weights is None:
