@@ -48,8 +48,22 @@ def test_markdown_marks_the_best_ranked_value_and_shows_published_in_parentheses
 
 def test_csv_and_latex_hold_the_same_cells() -> None:
     rows = _table().csv_rows()
-    assert rows[0] == {"table": "T", "row": "a", "column": "acc", "ours_mean": 0.5, "ours_std": 0.1, "published": "0.6"}
-    assert rows[2]["ours_mean"] == "3 / 5" and rows[2]["published"] is None
+    assert rows[0] == {
+        "table": "T",
+        "row": "a",
+        "column": "acc",
+        "ours_mean": 0.5,
+        "ours_std": 0.1,
+        "ours_text": None,
+        "published": "0.6",
+        "published_value": 0.6,
+        "gap": pytest.approx(0.5 - 0.6),
+        "gap_kind": "difference",
+    }
+    # a text cell's text has its own column; ours_mean stays numeric (or empty)
+    assert rows[2]["ours_text"] == "3 / 5" and rows[2]["ours_mean"] is None and rows[2]["published"] is None
+    # a lost published cell: shown as 'lost', no number, no gap
+    assert (rows[4]["published"], rows[4]["published_value"], rows[4]["gap"]) == ("lost", None, None)
     tex = _table().latex()
     assert "b & \\textbf{0.7} & \\textbf{1} (lost) & -- \\\\" in tex
 
@@ -220,7 +234,7 @@ def test_index_opens_with_the_verdicts_then_the_studies(tmp_path: Path) -> None:
     ) in md
     assert md.index("## Verdicts") < md.index("| study |")
     assert "| [000_table1](000_table1/table.md) | MM | stand-in | epochs [1] | 2 | pipeline check | 1 |" in md
-    assert "<table>" in (tmp_path / "index.html").read_text()
+    assert "<table class=\"index\">" in (tmp_path / "index.html").read_text()
 
 
 def test_index_of_a_missing_study_report_names_it(tmp_path: Path) -> None:
@@ -246,13 +260,13 @@ def test_build_writes_the_files_of_each_study(tmp_path: Path, monkeypatch: pytes
     written = build(profile, [study, probe])
     names = sorted(str(p.relative_to(tmp_path)) for p in written)
     assert names == sorted(
-        [f"s1/{n}" for n in ("table.md", "table.tex", "table.csv", "summary.json", "efficiency.png")]
-        + [f"s2/{n}" for n in ("table.md", "table.tex", "table.csv", "summary.json")]
+        [f"s1/{n}" for n in ("table.md", "table.tex", "table.csv", "table.html", "summary.json", "efficiency.png")]
+        + [f"s2/{n}" for n in ("table.md", "table.tex", "table.csv", "table.html", "summary.json")]
         + ["index.md", "index.html"]
     )
     md = (tmp_path / "s1" / "table.md").read_text()
     assert (
-        "Data: stand-in: x (tiny)." in md
+        "### S1\n\n_Data: stand-in: x (tiny). Scale: epochs [2], seeds [0, 1]._\n" in md
         and "| ls | **2 ± 0** | **1** |" in md
         and "![efficiency](efficiency.png)" in md
     )

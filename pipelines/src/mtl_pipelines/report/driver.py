@@ -1,5 +1,5 @@
-"""The report driver: per study, its builder's tables and figures, ``table.md``/``.tex``/``.csv`` and its
-index row; then the index."""
+"""The report driver: per study, its builder's tables and figures, ``table.md``/``.tex``/``.csv``/``.html``
+and its index row; then the index."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from mtl_pipelines import grid, io
 from mtl_pipelines.report import registry
+from mtl_pipelines.report.html import render_study
 from mtl_pipelines.report.index import SUMMARY, StudySummary, distance, write_index
 from mtl_pipelines.report.results import Results, load_results
 from mtl_pipelines.report.tables import CSV_FIELDS, DASH, Table
@@ -62,9 +63,28 @@ def _write_tables(out: Path, lines: list[str], tables: Sequence[Table]) -> list[
     return [out / "table.md", out / "table.tex", out / "table.csv"]
 
 
+def _markdown(
+    study: Mapping[str, Any],
+    profile_name: str,
+    tables: Sequence[Table],
+    figures: Sequence[Path],
+    missing: Sequence[str],
+) -> list[str]:
+    """The lines of a study's ``table.md``."""
+    lines = [f"# {study['title']}", "", f"Study `{study['id']}` (seed {study['paper']}), profile `{profile_name}`.", ""]
+    if study.get("note"):
+        lines += [study["note"], ""]
+    lines += [t.markdown() for t in tables]
+    lines += [f"![{p.stem}]({p.name})" for p in figures]
+    if missing:
+        lines += ["", "Not run on this profile:"] + [f"- {m}" for m in missing]
+    return lines
+
+
 def build(profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]], index: bool = True) -> list[Path]:
-    """Write the reports of ``studies`` under ``profile['reports_dir']``: per study its tables, figures and
-    ``summary.json`` (its index row); and, with ``index``, the index of these studies."""
+    """Write the reports of ``studies`` under ``profile['reports_dir']``: per study its tables (``table.md``,
+    ``.tex``, ``.csv``, ``.html``), figures and ``summary.json`` (its index row); and, with ``index``, the
+    index of these studies."""
     plan = grid.plan(profile)
     out_root = Path(profile["reports_dir"])
     written: list[Path] = []
@@ -74,33 +94,26 @@ def build(profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]], inde
         runs = [r for r in plan.runs.values() if study["id"] in r.studies]
         out = out_root / study["id"]
         missing = plan.unavailable.get(study["id"], [])
-        lines = [
-            f"# {study['title']}",
-            "",
-            f"Study `{study['id']}` (seed {study['paper']}), profile `{profile['name']}`.",
-            "",
-        ]
-        if study.get("note"):
-            lines += [study["note"], ""]
         tables: list[Table] = []
+        figures: list[Path] = []
         # A probe computes its own numbers: built unless part of its study cannot run; a builder of trained
         # runs is built from the runs this profile has.
         if (not missing) if builder.probe else bool(runs):
             results = load_results(profile, {r.run_id: r for r in runs}) if runs else Results()
             tables = builder.tables(study, profile, runs, results)
             figures = builder.figures(study, runs, results, tables, out) if builder.figures and runs else []
-            written += figures
             if runs:
                 data, scale = scale_line(runs)
-                lines += [f"Data: {data}.", f"Scale: {scale}.", ""]
-            lines += [t.markdown() for t in tables]
-            lines += [f"![{p.stem}]({p.name})" for p in figures]
-        if missing:
-            lines += ["", "Not run on this profile:"] + [f"- {m}" for m in missing]
+                for table in tables:  # every table says at its top what data and scale its numbers come from
+                    table.data_scale = table.data_scale or f"Data: {data}. Scale: {scale}."
         summary = _summary(study, runs, missing, tables)
         summaries.append(summary)
         io.write_json(out / SUMMARY, summary.to_json())
-        written += [*_write_tables(out, lines, tables), out / SUMMARY]
+        written += figures
+        written += _write_tables(out, _markdown(study, profile["name"], tables, figures, missing), tables)
+        page = render_study(study, profile["name"], tables, [p.name for p in figures], missing, summary.verdicts)
+        io.write_text(out / "table.html", page)
+        written += [out / "table.html", out / SUMMARY]
     if index:
         written += write_index(profile, summaries, out_root)
     return written

@@ -1,7 +1,12 @@
 """Figures of the report (matplotlib PNG), one function per builder that has them, registered with the
 builder (:func:`mtl_pipelines.report.registry.register`). Each takes ``(study, runs, results, tables,
 out_dir)`` and returns the paths it wrote; PNGs are written atomically with fixed metadata so identical
-numbers give identical bytes (Snakemake/DVC comparisons)."""
+numbers give identical bytes (Snakemake/DVC comparisons).
+
+Figures are laid out by matplotlib's constrained layout and saved with a tight bounding box, so titles and
+tick labels are never clipped; signed quantities (seed 001's delta_t) are drawn with a diverging colormap
+centred on 0; where the paper has the numbers (the reference table of the figure's table), they are drawn
+beside ours on the same colour scale."""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from mtl_pipelines import grid, io
 from mtl_pipelines.evaluate import flat
@@ -29,12 +36,17 @@ def _pyplot() -> Any:
     return plt
 
 
+def figure(ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]:
+    """A figure with ``ncols`` axes in constrained layout (room is made for titles, labels and colorbars)."""
+    return _pyplot().subplots(1, ncols, layout="constrained", **kwargs)
+
+
 def save(fig: Any, path: Path) -> Path:
-    """Write ``fig`` to ``path`` (PNG, 110 dpi) atomically, without the varying ``Software`` metadata."""
+    """Write ``fig`` to ``path`` (PNG, 110 dpi) atomically, without the varying ``Software`` metadata; the
+    bounding box is the drawn content (``bbox_inches="tight"``), so nothing that sticks out is cut off."""
     plt = _pyplot()
-    fig.tight_layout()
     buffer = stdio.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None}, bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)
     with io.atomic_open(path, "wb") as f:
         f.write(buffer.getvalue())
@@ -45,8 +57,7 @@ def diagnostics_over_training(
     study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Results, tables: list[Table], out: Path
 ) -> list[Path]:
     """``diagnostics.png``: per row, the mean cosine, conflict share and condition number per epoch."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    fig, axes = figure(3, figsize=(12, 3.4))
     for label, rows in method_rows(runs).items():
         by_epoch: dict[int, list[dict]] = defaultdict(list)
         for r in rows:
@@ -72,11 +83,10 @@ def efficiency(
     study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Results, tables: list[Table], out: Path
 ) -> list[Path]:
     """``efficiency.png``: seconds per step per method (the first column of the cost table)."""
-    plt = _pyplot()
     (table,) = tables
     labels = [row.name for row in table.rows]
     means = [row.cells[0].mean or 0.0 for row in table.rows]
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(labels)), 3.2))
+    fig, ax = figure(figsize=(max(4, 0.5 * len(labels)), 3.2))
     ax.bar(range(len(labels)), means)
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("seconds per step")
@@ -88,7 +98,6 @@ def parallel_coordinates(
 ) -> list[Path]:
     """``parallel_<bench>_<model>.png``: every MTL run's test metrics, min-max normalised per metric
     (higher = better), Adam blue, SGD red (seed 001 Fig. 3)."""
-    plt = _pyplot()
     hib = results.directions
     written = []
     for (bench, model), group in bench_model(runs).items():
@@ -96,7 +105,7 @@ def parallel_coordinates(
         names = sorted(set.intersection(*(set(v) for _, v in pts))) if pts else []
         if not names:
             continue
-        fig, ax = plt.subplots(figsize=(max(4, len(names)), 3.2))
+        fig, ax = figure(figsize=(max(4, len(names)), 3.2))
         for opt, values in pts:
             ys = []
             for n in names:
@@ -115,17 +124,40 @@ def parallel_coordinates(
 def corruption_heatmaps(
     study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Results, tables: list[Table], out: Path
 ) -> list[Path]:
-    """``corruption_heatmap_<i>.png``: the robustness tables' delta_t as heatmaps (rows = methods)."""
-    plt = _pyplot()
+    """``corruption_heatmap_<i>.png``: each robustness table's delta_t (rows = methods) on a diverging colormap
+    centred on 0 (red: STL degrades less than MTL, blue: MTL degrades less), ours and, where the paper prints
+    them, the published values beside it on the same colour scale; every cell is annotated with its value."""
+    from matplotlib.colors import CenteredNorm
+
     written: list[Path] = []
     for table in tables:
-        data = [[c.mean if c.mean is not None else float("nan") for c in row.cells] for row in table.rows]
-        if not data:
+        ours = np.array([[_value(c.mean) for c in row.cells] for row in table.rows], dtype=float).reshape(
+            len(table.rows), len(table.columns)
+        )
+        if not ours.size:
             continue
-        fig, ax = plt.subplots(figsize=(max(4, len(table.columns)), 0.4 * len(data) + 1.5))
-        image = ax.imshow(data, cmap="coolwarm", aspect="auto")
-        ax.set_xticks(range(len(table.columns)), table.columns, rotation=30, ha="right", fontsize=7)
-        ax.set_yticks(range(len(data)), [row.name for row in table.rows], fontsize=7)
-        fig.colorbar(image, ax=ax, label="δ_t (MTL drop − STL drop, fraction)")
+        paper = np.array(
+            [[_value(c.published.value if c.published else None) for c in row.cells] for row in table.rows],
+            dtype=float,
+        )
+        panels = [("ours", ours)] + ([("published", paper)] if np.isfinite(paper).any() else [])
+        finite = np.concatenate([m[np.isfinite(m)] for _, m in panels])
+        norm = CenteredNorm(vcenter=0.0, halfrange=float(np.abs(finite).max()) if finite.size else 1.0)
+        width = max(4.0, 0.7 * len(table.columns) + 1.5)
+        fig, axes = figure(len(panels), figsize=(width * len(panels), 0.35 * len(table.rows) + 2.2), squeeze=False)
+        for ax, (name, matrix) in zip(axes[0], panels):
+            image = ax.imshow(matrix, cmap="RdBu_r", norm=norm, aspect="auto")
+            for (i, j), v in np.ndenumerate(matrix):
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=6)
+            ax.set_xticks(range(len(table.columns)), table.columns, rotation=35, ha="right", fontsize=7)
+            ax.set_yticks(range(len(table.rows)), [row.name for row in table.rows], fontsize=7)
+            ax.set_title(name, fontsize=9)
+        fig.colorbar(image, ax=axes[0].tolist(), label="δ_t (MTL drop − STL drop, fraction)")
+        fig.suptitle(table.title, fontsize=9)
         written.append(save(fig, out / f"corruption_heatmap_{len(written)}.png"))
     return written
+
+
+def _value(value: float | None) -> float:
+    return float("nan") if value is None else float(value)

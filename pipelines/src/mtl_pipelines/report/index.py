@@ -17,7 +17,7 @@ from typing import Any
 from mtl_pipelines import io
 from mtl_pipelines.report.tables import DASH, Table
 
-__all__ = ["SUMMARY", "VERDICTS", "StudySummary", "Verdict", "distance", "write_index"]
+__all__ = ["PIPELINE_CHECK", "SUMMARY", "VERDICTS", "StudySummary", "Verdict", "distance", "write_index"]
 
 SUMMARY = "summary.json"  # a study's row of the index, written with its tables
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
@@ -118,7 +118,8 @@ def _verdict_block(summaries: Sequence[StudySummary]) -> list[str]:
 
 
 def write_index(profile: Mapping[str, Any], summaries: Sequence[StudySummary], out_root: Path) -> list[Path]:
-    """``index.md`` / ``index.html`` (verdicts first, then one row per study) and each study's ``table.html``."""
+    """``index.md`` and ``index.html`` (:mod:`~mtl_pipelines.report.html`): verdicts first, then one row per
+    study."""
     lines = [f"# Reproduced tables — profile `{profile['name']}`", "", profile.get("description", ""), ""]
     lines += _verdict_block(summaries)
     lines += [
@@ -136,16 +137,8 @@ def write_index(profile: Mapping[str, Any], summaries: Sequence[StudySummary], o
         "cell lost in extraction is marked `lost`, never filled in.",
         "",
     ]
-    text = "\n".join(lines) + "\n"
-    io.write_text(out_root / "index.md", text)
-    from markdown_it import MarkdownIt
+    io.write_text(out_root / "index.md", "\n".join(lines) + "\n")
+    from mtl_pipelines.report.html import render_index  # html imports this module's constants
 
-    html = MarkdownIt("commonmark").enable("table").render(text.replace(".md)", ".html)"))
-    io.write_text(out_root / "index.html", f"<!doctype html><meta charset='utf-8'><title>MTL report</title>\n{html}")
-    for row in summaries:
-        if not (out_root / row.id / "table.md").is_file():
-            continue
-        md = (out_root / row.id / "table.md").read_text()
-        body = MarkdownIt("commonmark").enable("table").render(md)
-        io.write_text(out_root / row.id / "table.html", f"<!doctype html><meta charset='utf-8'>\n{body}")
+    io.write_text(out_root / "index.html", render_index(profile, summaries))
     return [out_root / "index.md", out_root / "index.html"]

@@ -2,9 +2,15 @@
 Markdown, LaTeX and long-format CSV rows.
 
 A table may carry *banners*, labels shown once at the top (e.g. "the published numbers of this table were
-lost in extraction", or a pipeline-check label), and *notes* shown below it. A table marked as a
-pipeline check (:attr:`Table.pipeline_check`) was run at a scale where its numbers cannot be compared with
-the paper's: it is labelled at the top and gets no distance figure in the index.
+lost in extraction", or a pipeline-check label), the *data and scale* line of its runs, and *notes* shown
+below it. A table marked as a pipeline check (:attr:`Table.pipeline_check`) was run at a scale where its
+numbers cannot be compared with the paper's: it is labelled at the top and gets no distance figure (no
+gap column, no distance in the index).
+
+The *gap* between ours and the published cell is the difference ``ours - published`` for metrics,
+percentages and the paper's deltas (same units as the cell), or the ratio ``ours / published`` for
+quantities compared by their order of magnitude (iteration counts, Hessian eigenvalues, seconds):
+:attr:`Table.gap` says which, and every rendering names it in the gap column's header.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DASH", "Cell", "Published", "Row", "Table"]
+__all__ = ["CSV_FIELDS", "DASH", "GAPS", "Cell", "Published", "Row", "Table"]
 
 DASH = "–"  # no value (ours) / no such cell (published)
+# How a table compares ours with the published cell: the header of its gap column.
+GAPS = {"difference": "ours − paper", "ratio": "ours / paper"}
 
 
 @dataclass(frozen=True)
@@ -49,8 +57,26 @@ class Cell:
             return self.text
         if self.mean is None:
             return DASH
-        value = f"{self.mean:.4g}" if abs(self.mean) < 1e4 else f"{self.mean:.3e}"
+        value = _number(self.mean)
         return value if self.std is None else f"{value} ± {self.std:.2g}"
+
+    def gap(self, kind: str) -> float | None:
+        """Ours against the published value: ``mean - published`` (``kind="difference"``) or
+        ``mean / published`` (``"ratio"``; None for a published 0); None without both numbers."""
+        if self.mean is None or self.text is not None or self.published is None or self.published.value is None:
+            return None
+        if kind == "difference":
+            return self.mean - self.published.value
+        if kind == "ratio":
+            return self.mean / self.published.value if self.published.value != 0 else None
+        raise ValueError(f"gap {kind!r}; valid: {', '.join(GAPS)}")
+
+    def gap_text(self, kind: str) -> str:
+        """The gap as printed (signed for a difference, ``×`` for a ratio), ``–`` when there is none."""
+        gap = self.gap(kind)
+        if gap is None:
+            return DASH
+        return f"{gap:+.3g}" if kind == "difference" else f"{gap:.3g}×"
 
 
 @dataclass
@@ -76,10 +102,14 @@ class Table:
     notes: list[str] = field(default_factory=list)
     banners: list[str] = field(default_factory=list)
     pipeline_check: str | None = None  # why the numbers cannot be compared with the paper's (None: they can)
+    gap: str = "difference"  # how ours is compared with the published cell (a key of GAPS)
+    data_scale: str | None = None  # "Data: ...; scale: ..." of the runs behind the table, shown at its top
 
     def __post_init__(self) -> None:
         if len(self.columns) != len(self.higher):
             raise ValueError(f"table {self.title!r}: {len(self.columns)} columns but {len(self.higher)} directions")
+        if self.gap not in GAPS:
+            raise ValueError(f"table {self.title!r}: gap {self.gap!r}; valid: {', '.join(GAPS)}")
 
     def add(self, name: str, cells: list[Cell], rank: bool = True) -> None:
         if len(cells) != len(self.columns):
@@ -113,12 +143,30 @@ class Table:
             out.append(None if hib is None or not values else (max(values) if hib else min(values)))
         return out
 
+    @property
+    def gap_header(self) -> str:
+        """The header of the gap column: ``ours − paper`` or ``ours / paper``."""
+        return GAPS[self.gap]
+
+    @property
+    def has_published(self) -> bool:
+        """Whether any cell has a published cell beside it (a number, ``lost`` or ``–``)."""
+        return any(c.published is not None for r in self.rows for c in r.cells)
+
+    @property
+    def compared(self) -> bool:
+        """Whether the table shows a gap: it has published numbers and is not a pipeline check."""
+        return self.pipeline_check is None and any(
+            c.published is not None and c.published.value is not None for r in self.rows for c in r.cells
+        )
+
     def banner_lines(self) -> list[str]:
         """What is shown once at the top of the table (the pipeline-check label first)."""
         lines = [f"Pipeline check: {self.pipeline_check}"] if self.pipeline_check else []
         return lines + self.banners
 
-    def _cells(self) -> Iterator[tuple[Row, list[tuple[Cell, bool]]]]:
+    def marked_rows(self) -> Iterator[tuple[Row, list[tuple[Cell, bool]]]]:
+        """Each row with its cells and whether each is the best value of ours in its column (shown bold)."""
         best = self.best()
         for row in self.rows:
             marked = [
@@ -129,13 +177,15 @@ class Table:
 
     def markdown(self) -> str:
         lines = [f"### {self.title}", ""]
+        if self.data_scale:
+            lines += [f"_{self.data_scale}_", ""]
         lines += [
             f"> **{b}**" if i == 0 and self.pipeline_check else f"> {b}" for i, b in enumerate(self.banner_lines())
         ]
         if self.banner_lines():
             lines.append("")
         lines += ["| method | " + " | ".join(self.columns) + " |", "|---|" + "---|" * len(self.columns)]
-        for row, cells in self._cells():
+        for row, cells in self.marked_rows():
             out = []
             for cell, is_best in cells:
                 text = cell.ours()
@@ -159,7 +209,7 @@ class Table:
             "Method & " + " & ".join(_tex(c) for c in self.columns) + " \\\\",
             "\\midrule",
         ]
-        for row, cells in self._cells():
+        for row, cells in self.marked_rows():
             out = []
             for cell, is_best in cells:
                 text = _tex(cell.ours())
@@ -173,24 +223,47 @@ class Table:
         return "\n".join(lines) + "\n"
 
     def csv_rows(self) -> list[dict[str, Any]]:
-        """Long format, one dict per cell (see :data:`CSV_FIELDS`); a text cell's text is in ``ours_mean``."""
+        """Long format, one dict per cell (see :data:`CSV_FIELDS`): our number in ``ours_mean``/``ours_std``
+        or a text cell's text in ``ours_text``; the published cell as printed and its number; the gap and its
+        kind (empty for a pipeline check, which gets no distance figure)."""
         out = []
         for row in self.rows:
             for column, cell in zip(self.columns, row.cells):
+                gap = cell.gap(self.gap) if self.pipeline_check is None else None
                 out.append(
                     {
                         "table": self.title,
                         "row": row.name,
                         "column": column,
-                        "ours_mean": cell.text if cell.text is not None else cell.mean,
-                        "ours_std": cell.std,
+                        "ours_mean": cell.mean if cell.text is None else None,
+                        "ours_std": cell.std if cell.text is None else None,
+                        "ours_text": cell.text,
                         "published": cell.published.text if cell.published is not None else None,
+                        "published_value": cell.published.value if cell.published is not None else None,
+                        "gap": gap,
+                        "gap_kind": self.gap if gap is not None else None,
                     }
                 )
         return out
 
 
-CSV_FIELDS = ["table", "row", "column", "ours_mean", "ours_std", "published"]
+CSV_FIELDS = [
+    "table",
+    "row",
+    "column",
+    "ours_mean",
+    "ours_std",
+    "ours_text",
+    "published",
+    "published_value",
+    "gap",
+    "gap_kind",
+]
+
+
+def _number(value: float) -> str:
+    """4 significant digits, scientific notation from 10^4 on."""
+    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.3e}"
 
 
 def _tex(text: str) -> str:
