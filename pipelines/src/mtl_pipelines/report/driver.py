@@ -17,7 +17,7 @@ from mtl_pipelines.report.index import SUMMARY, StudySummary, distance, write_in
 from mtl_pipelines.report.results import Results, load_results
 from mtl_pipelines.report.tables import CSV_FIELDS, DASH, Table
 
-__all__ = ["build", "build_index", "scale_line"]
+__all__ = ["build", "build_index", "scale_line", "write_study"]
 
 
 def _test_dataset(cfg_json: str) -> Any:
@@ -81,6 +81,24 @@ def _markdown(
     return lines
 
 
+def write_study(
+    out: Path,
+    study: Mapping[str, Any],
+    profile_name: str,
+    tables: Sequence[Table],
+    figures: Sequence[Path],
+    missing: Sequence[str],
+    summary: StudySummary,
+) -> list[Path]:
+    """A study's files in ``out``: ``table.md``/``.tex``/``.csv``/``.html`` and ``summary.json`` (its index row);
+    returns them with the ``figures`` (already written in ``out``)."""
+    io.write_json(out / SUMMARY, summary.to_json())
+    written = [*figures, *_write_tables(out, _markdown(study, profile_name, tables, figures, missing), tables)]
+    page = render_study(study, profile_name, tables, [p.name for p in figures], missing, summary.verdicts)
+    io.write_text(out / "table.html", page)
+    return [*written, out / "table.html", out / SUMMARY]
+
+
 def build(profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]], index: bool = True) -> list[Path]:
     """Write the reports of ``studies`` under ``profile['reports_dir']``: per study its tables (``table.md``,
     ``.tex``, ``.csv``, ``.html``), figures and ``summary.json`` (its index row); and, with ``index``, the
@@ -108,12 +126,7 @@ def build(profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]], inde
                     table.data_scale = table.data_scale or f"Data: {data}. Scale: {scale}."
         summary = _summary(study, runs, missing, tables)
         summaries.append(summary)
-        io.write_json(out / SUMMARY, summary.to_json())
-        written += figures
-        written += _write_tables(out, _markdown(study, profile["name"], tables, figures, missing), tables)
-        page = render_study(study, profile["name"], tables, [p.name for p in figures], missing, summary.verdicts)
-        io.write_text(out / "table.html", page)
-        written += [out / "table.html", out / SUMMARY]
+        written += write_study(out, study, profile["name"], tables, figures, missing, summary)
     if index:
         written += write_index(profile, summaries, out_root)
     return written

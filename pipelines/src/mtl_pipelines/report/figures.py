@@ -148,8 +148,9 @@ def corruption_heatmaps(
         for ax, (name, matrix) in zip(axes[0], panels):
             image = ax.imshow(matrix, cmap="RdBu_r", norm=norm, aspect="auto")
             for (i, j), v in np.ndenumerate(matrix):
-                if np.isfinite(v):
-                    ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=6)
+                if np.isfinite(v):  # white on the dark ends of the colormap, black elsewhere
+                    color = "white" if abs(v) > 0.6 * norm.halfrange else "black"
+                    ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7, color=color)
             ax.set_xticks(range(len(table.columns)), table.columns, rotation=35, ha="right", fontsize=7)
             ax.set_yticks(range(len(table.rows)), [row.name for row in table.rows], fontsize=7)
             ax.set_title(name, fontsize=9)

@@ -41,7 +41,8 @@ def cite(table: Table, ref: Any) -> Any:
         )
         return None
     table.notes.append(
-        f"published numbers in parentheses: {ref.id} ({ref.paper}, {ref.table}); "
+        f"published numbers beside ours (in parentheses in Markdown and LaTeX): {ref.id} ({ref.paper}, "
+        f"{ref.table}); "
         f"'lost' = lost in extraction, '{DASH}' = not printed / no such cell"
     )
     return ref

@@ -60,6 +60,11 @@ class Cell:
         value = _number(self.mean)
         return value if self.std is None else f"{value} ± {self.std:.2g}"
 
+    def ours_parts(self) -> tuple[str, str | None]:
+        """Ours as printed, split into the value and its ``± std`` (None when there is none)."""
+        value, _, std = self.ours().partition(" ± ")
+        return (value, f"± {std}") if std and self.text is None else (self.ours(), None)
+
     def gap(self, kind: str) -> float | None:
         """Ours against the published value: ``mean - published`` (``kind="difference"``) or
         ``mean / published`` (``"ratio"``; None for a published 0); None without both numbers."""
@@ -148,17 +153,21 @@ class Table:
         """The header of the gap column: ``ours − paper`` or ``ours / paper``."""
         return GAPS[self.gap]
 
-    @property
-    def has_published(self) -> bool:
-        """Whether any cell has a published cell beside it (a number, ``lost`` or ``–``)."""
-        return any(c.published is not None for r in self.rows for c in r.cells)
+    def parts(self) -> list[list[str]]:
+        """Per column, what each of its cells shows: ``ours``, then ``paper`` when a cell of the column has a
+        published cell beside it (a number, ``lost`` or ``–``), then ``gap`` when one has a published number
+        and the table is no pipeline check."""
+        out = []
+        for j in range(len(self.columns)):
+            published = [r.cells[j].published for r in self.rows if r.cells[j].published is not None]
+            gap = self.pipeline_check is None and any(p.value is not None for p in published)
+            out.append(["ours"] + (["paper"] if published else []) + (["gap"] if gap else []))
+        return out
 
     @property
     def compared(self) -> bool:
         """Whether the table shows a gap: it has published numbers and is not a pipeline check."""
-        return self.pipeline_check is None and any(
-            c.published is not None and c.published.value is not None for r in self.rows for c in r.cells
-        )
+        return any("gap" in parts for parts in self.parts())
 
     def banner_lines(self) -> list[str]:
         """What is shown once at the top of the table (the pipeline-check label first)."""
