@@ -234,7 +234,7 @@ def test_index_opens_with_the_verdicts_then_the_studies(tmp_path: Path) -> None:
     ) in md
     assert md.index("## Verdicts") < md.index("| study |")
     assert "| [000_table1](000_table1/table.md) | MM | stand-in | epochs [1] | 2 | pipeline check | 1 |" in md
-    assert "<table class=\"index\">" in (tmp_path / "index.html").read_text()
+    assert '<table class="index">' in (tmp_path / "index.html").read_text()
 
 
 def test_index_of_a_missing_study_report_names_it(tmp_path: Path) -> None:
