@@ -405,6 +405,8 @@ def test_toy_convergence_compares_every_lr_column_with_its_own_published_cell(mo
     }
     for row, texts in published.items():
         assert [table.cell(row, c).published.text for c in cols] == texts, row
+    # iteration counts are compared by ratio: CAGrad adam lr=10 ours 7 vs 27 published
+    assert table.gap == "ratio" and table.cell("CAGrad", "adam lr=10").gap_text(table.gap) == f"{7 / 27:.3g}×"
 
 
 def test_loss_scale_tables_from_the_invariance_gaps(monkeypatch) -> None:
@@ -457,6 +459,7 @@ def test_sharpness_table_means_over_seeds_beside_the_published_epoch_row() -> No
     assert table.cell("ls", "λ_max").published.value == ref.value("LS λ_max", epoch=10) == 493.5
     assert table.cell("ls", "λ_max / λ_5").published.value == ref.value("LS λ_max/λ_5", epoch=10)
     assert table.cell("sam+ls", "λ_max").published.value == ref.value("LS with SAM λ_max", epoch=10)
+    assert table.gap == "ratio" and table.cell("ls", "λ_max").gap("ratio") == pytest.approx(150.0 / 493.5)
     other_epochs = probes.sharpness_table(
         {"id": "t", "title": "T", "references": ["002_table1"]},
         [(run("ls", 0, epochs=2), SimpleNamespace(lambda_max=1.0, ratio=1.0))],
