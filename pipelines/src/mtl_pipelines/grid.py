@@ -17,7 +17,6 @@ the runs into workflow jobs (``runs_per_job`` of the profile; see :mod:`mtl_pipe
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -188,21 +187,14 @@ def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def _task_names(benchmark: Mapping[str, Any], profile: Mapping[str, Any]) -> list[str]:
-    if "tasks" in benchmark:
-        return list(benchmark["tasks"])
-    return list(_dataset_tasks(json.dumps(benchmark["dataset"], sort_keys=True)))
-
-
-@cache
-def _dataset_tasks(dataset_json: str) -> tuple[str, ...]:
-    """The task names of a dataset config (building the dataset costs seconds, e.g. QM9's CSV: once per
-    process, not once per study block)."""
+def _task_names(benchmark: Mapping[str, Any]) -> list[str]:
+    """The tasks of a benchmark: its ``tasks`` list, else every task its dataset declares (no file is read:
+    a grid is planned before the data is downloaded; only training and ``mtl prepare`` need the data)."""
     import mtl_data
 
-    dataset = json.loads(dataset_json)
-    options = {**dataset.get("options", {}), **dataset.get("split_options", {}).get("test", {})}
-    return tuple(mtl_data.create(dataset["name"], split="test", root=dataset.get("root"), **options).tasks)
+    if "tasks" in benchmark:
+        return list(benchmark["tasks"])
+    return mtl_data.task_names(benchmark["dataset"]["name"])
 
 
 @dataclass
@@ -291,11 +283,7 @@ def study_runs(profile: Mapping[str, Any], study: Mapping[str, Any]) -> tuple[li
                 f"study {study['id']}: experiments[{i}].model {model_key!r} has no entry in profile "
                 f"{profile['name']!r}; valid: {', '.join(profile['models'])}"
             )
-        try:
-            tasks = _task_names(benchmark, profile) if block.get("stl", False) else []
-        except (ImportError, FileNotFoundError) as exc:
-            missing.append(f"{bench_key}: dataset {benchmark['dataset']['name']!r} cannot be loaded ({exc})")
-            continue
+        tasks = _task_names(benchmark) if block.get("stl", False) else []
         model = profile["models"][model_key]
         protocol = deep_merge(_protocols()[block["protocol"]], block.get("overrides", {}))
         scale = deep_merge(profile.get("scale", {}), benchmark.get("scale", {}))
