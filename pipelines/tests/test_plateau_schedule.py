@@ -8,7 +8,8 @@ import torch
 
 from mtl_data.tasks import RegressionTask
 from mtl_pipelines.config import ConfigError, resolve
-from mtl_pipelines.train import _schedule, _validation_delta_m
+from mtl_pipelines.run import _schedule
+from mtl_pipelines.train import _validation_delta_m
 
 CONFIG = {
     "dataset": {"name": "cityscapes_standin"},
