@@ -8,8 +8,9 @@ import torch
 from mtl_data_fixtures import write_image
 
 import mtl_data
+from mtl_data.celeba import ATTRIBUTES as OFFICIAL_ATTRIBUTES
 
-ATTRIBUTES = [f"Attr_{i}" for i in range(39)] + ["Young"]
+ATTRIBUTES = list(OFFICIAL_ATTRIBUTES)  # the official header (the loader checks it)
 
 
 def write_celeba(base, n: int = 9, layout: str = "torchvision") -> np.ndarray:
@@ -36,7 +37,7 @@ def test_items_and_official_split(tmp_path):
     train = mtl_data.create("celeba", split="train", root=tmp_path)
     test = mtl_data.create("celeba", split="test", root=tmp_path)
     assert (len(train), len(test)) == (5, 2)
-    assert list(train.tasks) == ATTRIBUTES and train.tasks["Young"].output_dim == 1
+    assert list(train.tasks) == ATTRIBUTES == mtl_data.task_names("celeba") and train.tasks["Young"].output_dim == 1
     image, targets = test[1]
     assert image.shape == (3, 64, 64) and image.dtype == torch.float32 and image.max() <= 1.0
     assert set(targets) == set(ATTRIBUTES) and targets["Young"].dtype == torch.float32
@@ -95,3 +96,13 @@ def test_prepare_checks_images_and_counts(tmp_path):
     ds = mtl_data.create("celeba", root=tmp_path)
     with pytest.raises(ValueError, match=r"000003\.jpg cannot be decoded"):
         ds[2]
+
+
+def test_attribute_header_must_be_the_official_one(tmp_path):
+    write_celeba(tmp_path)
+    path = tmp_path / "celeba" / "list_attr_celeba.txt"
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1].replace("Smiling", "Smile")
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"list_attr_celeba.txt:2: expected the 40 CelebA attribute names.*'Smile'"):
+        mtl_data.create("celeba", split="train", root=tmp_path)

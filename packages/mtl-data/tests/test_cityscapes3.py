@@ -63,6 +63,7 @@ def test_items_at_full_resolution(tmp_path):
     write_cityscapes(tmp_path)
     ds = mtl_data.create("cityscapes3", split="test", root=tmp_path, resolution=(H, W))
     assert len(ds) == 2 and list(ds.tasks) == ["segmentation", "instance", "disparity"]
+    assert list(ds.tasks) == mtl_data.task_names("cityscapes3")
     assert [t.output_dim for t in ds.tasks.values()] == [19, 2, 1]
     image, targets = ds[0]
     raw_image, labels, instances, disparity = _sample_arrays(100)

@@ -49,6 +49,7 @@ def test_pairs_follow_the_protocol(mnist_root):
     root, data = mnist_root
     ds = mtl_data.create("multi_mnist", split="test", root=root)
     assert len(ds) == 2 * 20 and list(ds.tasks) == ["left", "right"] and not ds.is_standin
+    assert list(ds.tasks) == mtl_data.task_names("multi_mnist") == mtl_data.task_names("multi_fashion_mnist")
     assert ds.tasks["left"].output_dim == 10
     images, labels = data["test"]
     for item in range(len(ds)):

@@ -53,7 +53,8 @@ def test_split_written_stratified_disjoint_and_reused(office_root, tmp_path):
 
 def test_items_and_tasks(office_root, tmp_path):
     ds = mtl_data.create("office31", split="val", root=office_root, split_dir=tmp_path, image_size=32)
-    assert list(ds.tasks) == ["amazon", "dslr", "webcam"] and ds.tasks["dslr"].output_dim == 31
+    assert list(ds.tasks) == ["amazon", "dslr", "webcam"] == mtl_data.task_names("office31")
+    assert ds.tasks["dslr"].output_dim == 31
     image, label = ds.domains["dslr"][0]
     assert image.shape == (3, 32, 32) and label.dtype == torch.int64
     name = ds.domains["dslr"].files[0].parent.name

@@ -129,7 +129,7 @@ def test_split_written_reused_and_normalisation(source, tmp_path):
     assert torch.allclose(ys.mean(0), torch.zeros(11), atol=1e-5)
     assert torch.allclose(ys.std(0), torch.ones(11), atol=1e-5)
     assert train.tasks["homo"].scale == pytest.approx(float(train.target_std[2]))
-    assert list(train.tasks) == list(TARGETS) and not train.is_standin
+    assert list(train.tasks) == list(TARGETS) == mtl_data.task_names("qm9") and not train.is_standin
     assert torch.allclose(train.denormalize(train[0].y.double()), train._cache["y"][int(train.positions[0])])
     # Val/test are normalised with the *training* statistics.
     assert torch.equal(val.target_mean, train.target_mean)

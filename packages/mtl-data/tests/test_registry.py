@@ -76,3 +76,26 @@ def test_root_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MTL_DATA_ROOT", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "nyuv2")):
         mtl_data.create("nyuv2")
+
+
+def test_every_dataset_declares_its_tasks_without_reading_files(tmp_path, monkeypatch):
+    # an empty data root: planning a grid needs the task names before any file exists
+    monkeypatch.setenv("MTL_DATA_ROOT", str(tmp_path))
+    for name in mtl_data.names():
+        names = mtl_data.task_names(name)
+        assert names and len(set(names)) == len(names) and all(isinstance(n, str) and n for n in names), name
+    assert mtl_data.task_names("nyuv2") == ["segmentation", "depth", "normal"]
+    assert mtl_data.task_names("cityscapes") == ["segmentation", "depth"]
+    assert len(mtl_data.task_names("celeba")) == 40 and mtl_data.task_names("celeba")[-1] == "Young"
+    assert mtl_data.task_names("office_home") == ["Art", "Clipart", "Product", "Real_World"]
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="unknown dataset"):
+        mtl_data.task_names("nyu")
+
+
+@pytest.mark.parametrize(
+    "name", ["nyuv2_standin", "cityscapes_standin", "cityscapes3_standin", "celeba_standin", "digit_domains"]
+)
+def test_standin_tasks_match_their_declaration(name, tmp_path):
+    dataset = mtl_data.create(name, split="test", size=2, cache_dir=tmp_path)
+    assert list(dataset.tasks) == mtl_data.task_names(name)

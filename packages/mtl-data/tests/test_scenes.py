@@ -33,7 +33,7 @@ def city_root(tmp_path_factory):
 def test_nyuv2_items_follow_the_contract(nyu_root):
     ds = mtl_data.create("nyuv2", split="test", root=nyu_root)
     assert len(ds) == 2 and not ds.is_standin and "nyuv2" in ds.description
-    assert list(ds.tasks) == ["segmentation", "depth", "normal"]
+    assert list(ds.tasks) == ["segmentation", "depth", "normal"] == mtl_data.task_names("nyuv2")
     image, targets = ds[1]
     assert image.shape == (3, 288, 384) and image.dtype == torch.float32
     assert targets["segmentation"].shape == (288, 384) and targets["segmentation"].dtype == torch.int64
@@ -67,7 +67,8 @@ def test_official_holdout_sizes():
 
 def test_cityscapes_two_tasks(city_root):
     ds = mtl_data.create("cityscapes", split="train", root=city_root, val_size=2)
-    assert list(ds.tasks) == ["segmentation", "depth"] and ds.tasks["segmentation"].output_dim == 7
+    assert list(ds.tasks) == ["segmentation", "depth"] == mtl_data.task_names("cityscapes")
+    assert ds.tasks["segmentation"].output_dim == 7
     image, targets = ds[0]
     assert image.shape == (3, 128, 256) and set(targets) == {"segmentation", "depth"}
     assert ds.augment  # training split augments by default

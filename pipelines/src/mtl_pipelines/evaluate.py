@@ -63,6 +63,28 @@ def select(
     return best["test"], [best["epoch"]]
 
 
+def best_stl_val(stl_runs: Sequence[str | Path], task_specs: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Validation metrics of the STL baseline, per task. Where a task has several STL runs (seed 001 A3.2: one
+    Adam STL per lr of a grid), the one with the best selected validation metrics is kept (lowest Delta_m
+    against the first candidate, which orders the candidates as each metric does for one-metric tasks)."""
+    from mtl_core.metrics import delta_m
+
+    candidates: dict[tuple[str, ...], list[dict[str, dict[str, float]]]] = {}
+    for stl in stl_runs:
+        stl_run = Run.open(stl)
+        if not stl_run.path(EVAL).is_file():
+            raise RunError(f"STL run {stl} has no {EVAL}; evaluate it first (mtl evaluate {stl})")
+        val = stl_run.read_eval()["val"]
+        candidates.setdefault(tuple(sorted(val)), []).append(val)
+    out: dict[str, dict[str, float]] = {}
+    for group in candidates.values():
+        reference = flat(group[0])
+        names = [n for n in reference if reference[n] != 0]
+        hib = _direction(task_specs, names)
+        out.update(min(group, key=lambda v: delta_m({n: flat(v)[n] for n in names}, reference, hib)))
+    return out
+
+
 def evaluate_run(
     run_dir: str | Path,
     *,
@@ -90,12 +112,7 @@ def evaluate_run(
     on = run.device(device if device is not None else "auto")
     history = state["history"]
     test = build_split(config["dataset"], config["dataset"]["splits"]["test"], config["dataset"].get("tasks"))
-    stl_val: dict[str, dict[str, float]] = {}
-    for stl in stl_runs:
-        stl_run = Run.open(stl)
-        if not stl_run.path(EVAL).is_file():
-            raise RunError(f"STL run {stl} has no {EVAL}; evaluate it first (mtl evaluate {stl})")
-        stl_val.update(stl_run.read_eval()["val"])
+    stl_val = best_stl_val(stl_runs, test.dataset.tasks)
     clean, epochs = select(history, config, test.dataset.tasks, stl_val or None)
     by_epoch = {r["epoch"]: r for r in history}
     val = mean_metrics([by_epoch[e]["val"] for e in epochs])

@@ -17,7 +17,6 @@ the runs into workflow jobs (``runs_per_job`` of the profile; see :mod:`mtl_pipe
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -143,11 +142,21 @@ class RunSpec:
     setting: str
     seed: int
     studies: set[str] = field(default_factory=set)
-    stl_for: str | None = None  # for an MTL run with best_val selection: the STL group it needs
+    # the STL runs that are this run's Delta_m baseline share its group: by default its setting; a block
+    # whose STL baselines follow their own protocol (seed 001: one Adam STL per task and lr) names it
+    stl_group: str = ""
+    # the setting of the published row this run reproduces, in the reference table's terms (a study's method
+    # entry may name it where our option names differ from the paper's: 002 Table 14 ``normalization``)
+    reference_setting: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_stl(self) -> bool:
         return self.method == "stl"
+
+    @property
+    def per_task(self) -> bool:
+        """One run per task: the STL baseline or a per-task variant of it (``sam+stl``, 000 Table 7 F-STL)."""
+        return self.task is not None
 
 
 def _scaled(protocol: Mapping[str, Any], scale: Mapping[str, Any]) -> dict[str, Any]:
@@ -172,15 +181,49 @@ def _scaled(protocol: Mapping[str, Any], scale: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-def _method_entries(block: Mapping[str, Any]) -> list[dict[str, Any]]:
+_ENTRY_FIELDS = {"name", "options", "label", "setting"}
+
+
+def _method_entries(block: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
     out = []
-    for entry in block.get("methods", []):
+    for i, entry in enumerate(block.get("methods", [])):
         if isinstance(entry, str):
-            out.append({"name": entry, "options": {}, "label": entry})
-        else:
-            out.append(
-                {"name": entry["name"], "options": entry.get("options", {}), "label": entry.get("label", entry["name"])}
-            )
+            entry = {"name": entry}
+        unknown = sorted(set(entry) - _ENTRY_FIELDS)
+        if unknown:
+            raise ValueError(f"{where}.methods[{i}]: unknown field(s) {unknown}; valid: {sorted(_ENTRY_FIELDS)}")
+        out.append(
+            {
+                "name": entry["name"],
+                "options": dict(entry.get("options", {})),
+                "label": entry.get("label", entry["name"]),
+                "setting": dict(entry.get("setting", {})),
+            }
+        )
+    return out
+
+
+PER_TASK_SUFFIX = "+stl"
+
+
+def trained_method(method: str) -> str:
+    """The method string a run trains: ``<estimator>+stl`` (one run per task, e.g. ``sam+stl`` = SAM on each
+    STL model, 000 Table 7 F-STL) trains ``<estimator>+ls`` on its single task."""
+    return method[: -len(PER_TASK_SUFFIX)] + "+ls" if method.endswith(PER_TASK_SUFFIX) else method
+
+
+def _protocol_dataset(protocol: Mapping[str, Any], dataset: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The benchmark's dataset config adjusted to the protocol's ``dataset`` block (see protocols.yaml)."""
+    out = copy.deepcopy(dict(dataset))
+    spec = protocol.get("dataset") or {}
+    unknown = sorted(set(spec) - {"splits", "by_name"})
+    if unknown:
+        raise ValueError(f"{where}: protocol dataset block has unknown field(s) {unknown}; valid: by_name, splits")
+    if spec.get("splits"):
+        out["splits"] = {**out.get("splits", {}), **spec["splits"]}
+    extra = (spec.get("by_name") or {}).get(out["name"])
+    if extra:
+        out = deep_merge(out, extra)
     return out
 
 
@@ -188,21 +231,14 @@ def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def _task_names(benchmark: Mapping[str, Any], profile: Mapping[str, Any]) -> list[str]:
-    if "tasks" in benchmark:
-        return list(benchmark["tasks"])
-    return list(_dataset_tasks(json.dumps(benchmark["dataset"], sort_keys=True)))
-
-
-@cache
-def _dataset_tasks(dataset_json: str) -> tuple[str, ...]:
-    """The task names of a dataset config (building the dataset costs seconds, e.g. QM9's CSV: once per
-    process, not once per study block)."""
+def _task_names(benchmark: Mapping[str, Any]) -> list[str]:
+    """The tasks of a benchmark: its ``tasks`` list, else every task its dataset declares (no file is read:
+    a grid is planned before the data is downloaded; only training and ``mtl prepare`` need the data)."""
     import mtl_data
 
-    dataset = json.loads(dataset_json)
-    options = {**dataset.get("options", {}), **dataset.get("split_options", {}).get("test", {})}
-    return tuple(mtl_data.create(dataset["name"], split="test", root=dataset.get("root"), **options).tasks)
+    if "tasks" in benchmark:
+        return list(benchmark["tasks"])
+    return mtl_data.task_names(benchmark["dataset"]["name"])
 
 
 @dataclass
@@ -261,8 +297,106 @@ def _unavailable_method(method: str) -> str | None:
     raise ValueError(f"{method!r} is not a method key; valid methods: {', '.join(methods.names())}")
 
 
+def _task_subset(spec: Any, declared: list[str], where: str) -> list[str]:
+    """A block's ``tasks``: a list of task names, or ``{sample: n, key: text}``, n of the declared tasks drawn
+    by a keyed permutation (the same on every machine), in the dataset's order."""
+    if isinstance(spec, Mapping):
+        from mtl_data.splits import stable_permutation
+
+        n = spec.get("sample")
+        if set(spec) != {"sample", "key"} or not isinstance(n, int) or not 0 < n <= len(declared):
+            raise ValueError(
+                f"{where}: tasks must be a list or {{sample: 1..{len(declared)}, key: <text>}}, got {spec}"
+            )
+        chosen = set(stable_permutation(len(declared), str(spec["key"]))[:n])
+        return [t for i, t in enumerate(declared) if i in chosen]
+    unknown = [t for t in spec if t not in declared]
+    if unknown:
+        raise ValueError(f"{where}: tasks {unknown} are not tasks of the benchmark; valid: {declared}")
+    return list(spec)
+
+
+def _block_runs(
+    profile: Mapping[str, Any],
+    study: Mapping[str, Any],
+    block: Mapping[str, Any],
+    protocol_name: str,
+    entries: list[dict[str, Any]],
+    settings: list[dict[str, Any]],
+    stl_group: str | None,
+) -> list[RunSpec]:
+    """The runs of one experiment block under one protocol: entries x settings x seeds (x tasks for the
+    per-task entries). ``stl_group`` None: each setting is its own STL group."""
+    where = f"study {study['id']}"
+    bench_key, model_key = block["benchmark"], block["model"]
+    benchmark = profile["benchmarks"][bench_key]
+    protocol = _protocols()[protocol_name]
+    if protocol_name == block["protocol"]:
+        protocol = deep_merge(protocol, block.get("overrides", {}))
+    scale = deep_merge(profile.get("scale", {}), benchmark.get("scale", {}))
+    base = _scaled({k: v for k, v in protocol.items() if k != "dataset"}, scale)
+    base["train"].setdefault("threads", profile.get("threads", 1))
+    if block.get("diagnostics_every"):
+        base["train"]["diagnostics_every"] = block["diagnostics_every"]
+    if block.get("corruptions"):
+        base.setdefault("eval", {})["corruptions"] = copy.deepcopy(profile.get("corruptions", {}))
+    dataset = _protocol_dataset(protocol, benchmark["dataset"], f"{where} (protocol {protocol_name})")
+    if base.get("eval", {}).get("selection") == "best_val" and dataset.get("splits", {}).get("val") == "test":
+        raise ValueError(
+            f"{where}: protocol {protocol_name!r} selects on the validation split (eval.selection best_val) but "
+            "maps it onto the test split; that would select on test data"
+        )
+    if block.get("tasks"):  # a block training a subset of the benchmark's tasks (002 Table 1: 8 of 40)
+        dataset["tasks"] = _task_subset(block["tasks"], _task_names(benchmark), f"{where}: {bench_key}")
+    tasks = list(dataset.get("tasks") or _task_names(benchmark)) if any(e["per_task"] for e in entries) else []
+    out = []
+    for setting in settings:
+        for seed in block.get("seeds", profile["seeds"]):
+            common = deep_merge(base, setting.get("config", {}))
+            common["train"]["seed"] = seed
+            common["dataset"] = copy.deepcopy(dataset)
+            common["model"] = copy.deepcopy(profile["models"][model_key])
+            variants = [(e, t) for e in entries for t in (tasks if e["per_task"] else [None])]
+            for entry, task in variants:
+                config = copy.deepcopy(common)
+                config["method"] = {"name": trained_method(entry["name"]), "options": entry["options"]}
+                if task is not None:
+                    config["dataset"]["tasks"] = [task]
+                if entry["name"] == "stl":
+                    method_tag = f"stl_{task}"
+                elif task is not None:
+                    method_tag = f"{entry['name']}_{task}"
+                else:
+                    method_tag = entry["name"]
+                config["name"] = f"{bench_key}-{model_key}-{_safe(method_tag)}"
+                resolved = resolve(config, f"{where} ({config['name']})")
+                out.append(
+                    RunSpec(
+                        run_id=f"{config['name']}-{config_hash(resolved)}",
+                        config=resolved,
+                        benchmark=bench_key,
+                        model_key=model_key,
+                        method=entry["name"],
+                        label=entry["label"],
+                        task=task,
+                        setting=setting.get("label", ""),
+                        seed=seed,
+                        studies={study["id"]},
+                        stl_group=setting.get("label", "") if stl_group is None else stl_group,
+                        reference_setting=entry["setting"],
+                    )
+                )
+    return out
+
+
 def study_runs(profile: Mapping[str, Any], study: Mapping[str, Any]) -> tuple[list[RunSpec], list[str]]:
-    """The runs one study needs under ``profile`` and the reasons parts of it cannot run."""
+    """The runs one study needs under ``profile`` and the reasons parts of it cannot run.
+
+    A block's ``stl`` is ``true`` (one STL run per task under the block's protocol and settings, the Delta_m
+    baseline of the runs of the same setting) or ``{protocol: <name>, settings: <list>}`` (the STL runs
+    follow their own protocol and settings, e.g. seed 001 A3.2: one Adam STL per task for each lr of the
+    STL grid; every MTL run of the block then has all of them as its baseline group).
+    """
     out: list[RunSpec] = []
     missing: list[str] = []
     needs = (study.get("figure") or {}).get("needs")
@@ -275,10 +409,11 @@ def study_runs(profile: Mapping[str, Any], study: Mapping[str, Any]) -> tuple[li
             missing.append(f"needs {needs}, which the installed mtl_core does not provide")
     restrict = (profile.get("restrict") or {}).get("methods")
     for i, block in enumerate(study.get("experiments", [])):
+        where = f"study {study['id']}: experiments[{i}]"
         bench_key = block["benchmark"]
         if bench_key not in profile["benchmarks"]:
             raise ValueError(
-                f"study {study['id']}: experiments[{i}].benchmark {bench_key!r} has no entry in profile "
+                f"{where}.benchmark {bench_key!r} has no entry in profile "
                 f"{profile['name']!r}; valid: {', '.join(profile['benchmarks'])}"
             )
         benchmark = profile["benchmarks"][bench_key]
@@ -288,65 +423,36 @@ def study_runs(profile: Mapping[str, Any], study: Mapping[str, Any]) -> tuple[li
         model_key = block["model"]
         if model_key not in profile["models"]:
             raise ValueError(
-                f"study {study['id']}: experiments[{i}].model {model_key!r} has no entry in profile "
+                f"{where}.model {model_key!r} has no entry in profile "
                 f"{profile['name']!r}; valid: {', '.join(profile['models'])}"
             )
-        try:
-            tasks = _task_names(benchmark, profile) if block.get("stl", False) else []
-        except (ImportError, FileNotFoundError) as exc:
-            missing.append(f"{bench_key}: dataset {benchmark['dataset']['name']!r} cannot be loaded ({exc})")
-            continue
-        model = profile["models"][model_key]
-        protocol = deep_merge(_protocols()[block["protocol"]], block.get("overrides", {}))
-        scale = deep_merge(profile.get("scale", {}), benchmark.get("scale", {}))
-        base = _scaled(protocol, scale)
-        base["train"].setdefault("threads", profile.get("threads", 1))
-        if block.get("diagnostics_every"):
-            base["train"]["diagnostics_every"] = block["diagnostics_every"]
-        if block.get("corruptions"):
-            base.setdefault("eval", {})["corruptions"] = copy.deepcopy(profile.get("corruptions", {}))
-        seeds = block.get("seeds", profile["seeds"])
         entries = []
-        for entry in _method_entries(block):
+        for entry in _method_entries(block, where):
             if restrict is not None and entry["name"] not in restrict:
                 continue
-            reason = _unavailable_method(entry["name"])
+            reason = _unavailable_method(trained_method(entry["name"]))
             if reason:
                 missing.append(f"{bench_key}/{model_key}: {reason}")
             else:
-                entries.append(entry)
-        for setting in _settings(profile, block):
-            for seed in seeds:
-                common = deep_merge(base, setting.get("config", {}))
-                common["train"]["seed"] = seed
-                common["dataset"] = copy.deepcopy(benchmark["dataset"])
-                common["model"] = copy.deepcopy(model)
-                variants = [(e, None) for e in entries] + [
-                    ({"name": "stl", "options": {}, "label": "STL"}, t) for t in tasks
-                ]
-                for entry, task in variants:
-                    config = copy.deepcopy(common)
-                    config["method"] = {"name": entry["name"], "options": entry["options"]}
-                    if task is not None:
-                        config["dataset"]["tasks"] = [task]
-                    method_tag = _safe(entry["name"] if task is None else f"stl_{task}")
-                    config["name"] = f"{bench_key}-{model_key}-{method_tag}"
-                    resolved = resolve(config, f"study {study['id']} ({config['name']})")
-                    run_id = f"{config['name']}-{config_hash(resolved)}"
-                    out.append(
-                        RunSpec(
-                            run_id=run_id,
-                            config=resolved,
-                            benchmark=bench_key,
-                            model_key=model_key,
-                            method=entry["name"],
-                            label=entry["label"],
-                            task=task,
-                            setting=setting.get("label", ""),
-                            seed=seed,
-                            studies={study["id"]},
-                        )
-                    )
+                entries.append({**entry, "per_task": entry["name"].endswith(PER_TASK_SUFFIX)})
+        stl = block.get("stl", False)
+        stl_entry = {"name": "stl", "options": {}, "label": "STL", "setting": {}, "per_task": True}
+        settings = _settings(profile, block)
+        if isinstance(stl, Mapping):
+            unknown = sorted(set(stl) - {"protocol", "settings"})
+            if unknown or stl.get("protocol") not in _protocols():
+                raise ValueError(
+                    f"{where}.stl: expected {{protocol: <one of {', '.join(_protocols())}>, settings: <list>}}, "
+                    f"got {dict(stl)!r}"
+                )
+            group = f"STL ({stl['protocol']})"
+            out += _block_runs(profile, study, block, block["protocol"], entries, settings, group)
+            stl_settings = _settings(profile, {"settings": stl.get("settings")})
+            out += _block_runs(profile, study, block, stl["protocol"], [stl_entry], stl_settings, group)
+        else:
+            out += _block_runs(
+                profile, study, block, block["protocol"], entries + [stl_entry] * bool(stl), settings, None
+            )
     return out, missing
 
 
@@ -371,14 +477,16 @@ def write_configs(profile: Mapping[str, Any], runs: Mapping[str, RunSpec]) -> in
 
 
 def stl_runs_for(runs: Mapping[str, RunSpec], run: RunSpec) -> list[RunSpec]:
-    """The STL runs matching ``run`` (same benchmark, model, setting and seed): its Delta_m baseline."""
+    """The STL runs matching ``run`` (same benchmark, model, STL group and seed): its Delta_m baseline. Where
+    the STL runs sweep their own lr grid (seed 001), a task has several candidates; evaluation keeps the best
+    on validation."""
     return [
         r
         for r in runs.values()
         if r.is_stl
         and r.benchmark == run.benchmark
         and r.model_key == run.model_key
-        and r.setting == run.setting
+        and r.stl_group == run.stl_group
         and r.seed == run.seed
     ]
 

@@ -231,6 +231,10 @@ def _optimizer_factory(cfg: Mapping[str, Any]) -> Callable[[list[Any]], torch.op
 
 
 def _schedule(cfg: Mapping[str, Any], optimizer: torch.optim.Optimizer, epochs: int) -> Any:
+    if cfg["name"] == "plateau":  # stepped with the validation Delta_m (AvivNavon/nash-mtl, QM9 trainer)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=cfg["gamma"], patience=cfg["patience"], min_lr=cfg["min_lr"]
+        )
     if cfg["name"] == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg["milestones"], gamma=cfg["gamma"])
     if cfg["name"] == "cosine":

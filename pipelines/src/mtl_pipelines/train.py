@@ -56,6 +56,22 @@ def gradient_diagnostics(grads: Tensor) -> dict[str, Any]:
     }
 
 
+def _validation_delta_m(history: Sequence[Mapping[str, Any]], specs: Mapping[str, Any]) -> float:
+    """Delta_m (metric-weighted, %) of the last epoch's validation metrics against the first epoch's: what a
+    plateau schedule monitors (the reference monitors the validation Delta_m against fixed STL numbers)."""
+    from mtl_core.metrics import delta_m
+
+    first, last = history[0]["val"], history[-1]["val"]
+    names = [(t, m) for t, ms in first.items() for m, v in ms.items() if v != 0]
+    return float(
+        delta_m(
+            {f"{t}/{m}": last[t][m] for t, m in names},
+            {f"{t}/{m}": first[t][m] for t, m in names},
+            {f"{t}/{m}": specs[t].higher_is_better[m] for t, m in names},
+        )
+    )
+
+
 def _check_finite(losses: Tensor, tasks: list[str], epoch: int, step: int, checkpoint: Path) -> None:
     if bool(torch.isfinite(losses).all()):
         return
@@ -175,8 +191,6 @@ def train(
             global_step += 1
         step.end_epoch()
         lr = step.optimizers[0].param_groups[0]["lr"]
-        for scheduler in trainee.schedulers:
-            scheduler.step()
         mean_loss = (loss_sum / max(seen, 1)).cpu().tolist()  # one host transfer per epoch
         record = {
             "epoch": epoch + 1,
@@ -188,6 +202,11 @@ def train(
             "seconds": time.perf_counter() - began,
         }
         history.append(record)
+        for scheduler in trainee.schedulers:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(_validation_delta_m(history, specs))  # a plateau watches the validation Delta_m
+            else:
+                scheduler.step()
         run.save_checkpoint(epoch, trainee, on, history=history, diagnostics=diagnostics)
         run.write_history(history, diagnostics, curves(history))
         run.tensorboard(curves([record])[0])

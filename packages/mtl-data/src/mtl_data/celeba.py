@@ -33,6 +33,15 @@ from mtl_data.tasks import binary_attribute_tasks
 SIZE = 64
 PARTITION = {"train": 0, "val": 1, "test": 2}
 OFFICIAL_COUNTS = {"train": 162_770, "val": 19_867, "test": 19_962}
+#: The 40 attributes of ``list_attr_celeba.txt``, in its column order (the tasks, in table order).
+ATTRIBUTES: tuple[str, ...] = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
+    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
+    "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open",
+    "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
+    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
+    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+)  # fmt: skip
 _HINT = (
     "Download CelebA's img_align_celeba.zip, list_attr_celeba.txt and list_eval_partition.txt "
     "(mmlab.ie.cuhk.edu.hk/projects/CelebA.html) into <root>/celeba/ as torchvision expects."
@@ -76,8 +85,12 @@ def read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     except ValueError:
         raise ValueError(f"{path}:1: expected the number of images, got {lines[0]!r}") from None
     names = lines[1].split()
-    if len(names) != 40:
-        raise ValueError(f"{path}:2: expected 40 attribute names, got {len(names)}")
+    if tuple(names) != ATTRIBUTES:
+        wrong = [f"{i + 1}: {n!r}" for i, n in enumerate(names) if i >= len(ATTRIBUTES) or n != ATTRIBUTES[i]]
+        raise ValueError(
+            f"{path}:2: expected the 40 CelebA attribute names {list(ATTRIBUTES)}, got {len(names)} names "
+            f"(differing at {wrong[:3] or 'the end'})"
+        )
     files: list[str] = []
     labels = np.empty((len(lines) - 2, 40), dtype=np.uint8)
     for row, line in enumerate(lines[2:]):
@@ -127,6 +140,8 @@ class CelebA(MTLDataset):
 
     Item: ``(image 3x64x64 float32, {attribute: float32 scalar 0/1})``.
     """
+
+    TASK_NAMES = ATTRIBUTES
 
     def __init__(
         self,

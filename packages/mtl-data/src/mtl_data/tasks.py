@@ -332,19 +332,25 @@ class DisparityTask(TaskSpec):
         return DisparityMSEMeter()
 
 
+def scene_task_names(normals: bool) -> tuple[str, ...]:
+    """Task names of the scene-understanding benchmarks: NYUv2 (``normals=True``) or Cityscapes 2-task."""
+    return ("segmentation", "depth", "normal") if normals else ("segmentation", "depth")
+
+
+#: Cityscapes 3-task (seed 003 sec. 6.2) and its stand-in, in table order.
+CITYSCAPES3_TASK_NAMES: tuple[str, ...] = ("segmentation", "instance", "disparity")
+
+
 def scene_tasks(num_classes: int, normals: bool) -> dict[str, TaskSpec]:
     """The scene-understanding tasks of the contract, in table order.
 
     NYUv2 (and its stand-in): ``scene_tasks(13, normals=True)``; Cityscapes 2-task (and its stand-in):
     ``scene_tasks(7, normals=False)``.
     """
-    tasks: dict[str, TaskSpec] = {
-        "segmentation": SegmentationTask("segmentation", num_classes),
-        "depth": DepthTask("depth"),
-    }
+    specs = {"segmentation": SegmentationTask("segmentation", num_classes), "depth": DepthTask("depth")}
     if normals:
-        tasks["normal"] = NormalTask("normal")
-    return tasks
+        specs["normal"] = NormalTask("normal")
+    return {name: specs[name] for name in scene_task_names(normals)}
 
 
 def binary_attribute_tasks(names: Sequence[str]) -> dict[str, TaskSpec]:
@@ -361,4 +367,10 @@ def classification_tasks(names: Sequence[str], num_classes: int) -> dict[str, Ta
     return {name: ClassificationTask(name, num_classes) for name in names}
 
 
-__all__ += ["IGNORE_LABEL", "binary_attribute_tasks", "classification_tasks"]
+__all__ += [
+    "CITYSCAPES3_TASK_NAMES",
+    "IGNORE_LABEL",
+    "binary_attribute_tasks",
+    "classification_tasks",
+    "scene_task_names",
+]

@@ -74,7 +74,7 @@ from mtl_data.synthetic.street import (
     street_scene,
 )  # fmt: skip
 from mtl_data.synthetic.textures import ValueNoise
-from mtl_data.tasks import scene_tasks
+from mtl_data.tasks import scene_task_names, scene_tasks
 
 __all__ = [
     "BED", "BOOKS", "CEILING", "CHAIR", "CITYSCAPES_CLASSES", "CONSTRUCTION", "FLAT", "FLOOR", "FURNITURE",
@@ -195,6 +195,7 @@ class IndoorScenes(_SceneDataset):
     default_resolution = (48, 64)
     num_classes = 13
     normals = True
+    TASK_NAMES = scene_task_names(normals=True)
     class_names = NYU_CLASSES
 
     def scene_from_rng(self, rng: np.random.Generator) -> Scene:
@@ -220,6 +221,7 @@ class StreetScenes(_SceneDataset):
     default_resolution = (32, 64)
     num_classes = 7
     normals = False
+    TASK_NAMES = scene_task_names(normals=False)
     class_names = CITYSCAPES_CLASSES
 
     def _check_options(self, options: dict[str, Any]) -> dict[str, Any]:

@@ -65,7 +65,7 @@ from mtl_data.synthetic.raycast import Camera
 from mtl_data.synthetic.render import Rendering, render
 from mtl_data.synthetic.street import PART_KINDS, Part, street_scene_parts
 from mtl_data.synthetic.textures import ValueNoise
-from mtl_data.tasks import DisparityTask, InstanceTask, SegmentationTask
+from mtl_data.tasks import CITYSCAPES3_TASK_NAMES, DisparityTask, InstanceTask, SegmentationTask
 
 __all__ = [
     "BASELINE",
@@ -176,6 +176,7 @@ class StreetScenes3(SizedStandin, MTLDataset):
 
     is_standin = True
     name = "cityscapes3_standin"
+    TASK_NAMES = CITYSCAPES3_TASK_NAMES
     description = (
         "STAND-IN for Cityscapes 3-task (not real data): procedurally rendered street scenes with exact "
         "19-class segmentation, instance centroid offsets and disparity"
@@ -196,11 +197,8 @@ class StreetScenes3(SizedStandin, MTLDataset):
         **options: Any,
     ) -> None:
         reject_unknown(self.name, options, ["cache_dir", "shadows", "ego_vehicle"])
-        tasks = {
-            "segmentation": SegmentationTask("segmentation", 19),
-            "instance": InstanceTask("instance"),
-            "disparity": DisparityTask("disparity"),
-        }
+        specs = (SegmentationTask("segmentation", 19), InstanceTask("instance"), DisparityTask("disparity"))
+        tasks = {spec.name: spec for spec in specs}
         super().__init__(check_split(split), tasks, self.description)
         item_seed(self.name, seed, split, 0)  # validates the seed
         self.seed = seed
