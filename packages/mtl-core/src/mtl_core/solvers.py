@@ -7,7 +7,7 @@ dozen, so these run on the host; only the K x K matrix and K weights cross the d
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize, nnls
+from scipy.optimize import brentq, nnls
 
 
 def _psd_factor(m: np.ndarray) -> np.ndarray:
@@ -19,22 +19,33 @@ def _psd_factor(m: np.ndarray) -> np.ndarray:
 def min_norm_simplex(m: np.ndarray) -> np.ndarray:
     """Exact minimiser of ``w^T M w`` over the probability simplex (the min-norm point of the convex hull).
 
-    Reduction to non-negative least squares (Lawson-Hanson active set, exact in finite steps): with
-    ``A^T A = M``, ``u* = argmin_{u >= 0} ||A u||^2 + (1^T u - 1)^2`` equals ``w* / (1 + ||G^T w*||^2)``
-    for the simplex minimiser ``w*`` (write ``u = t w``; the optimum is ``t = 1 / (1 + w^T M w)``), so
-    ``w* = u* / 1^T u*``. Used by MGDA (Sener & Koltun 2018, eq. (3); Désidéri 2012).
+    Reduction to non-negative least squares (Lawson-Hanson active set, exact in finite steps). The points are
+    first scaled to unit norm (``w_i = s_i v_i``, ``s_i = 1 / ||g_i||``, ``C = S M S`` with unit diagonal), so
+    norms over many orders of magnitude keep their relative precision; with ``A^T A = C`` and
+    ``kappa = min_i ||g_i||``, ``u* = argmin_{u >= 0} ||A u||^2 + (kappa s^T u - 1)^2`` is a positive multiple
+    of the minimiser ``v*`` of ``v^T C v`` on ``{v >= 0, s^T v = 1}`` (write ``u = t v``: the optimum over ``t``
+    is ``t = kappa / (kappa^2 + v^T C v)``), so ``w* = S u* / 1^T S u*``. Used by MGDA (Sener & Koltun
+    2018, eq. (3); Désidéri 2012) and by CAGrad's dual (:func:`cagrad_weights`). A zero point is the min-norm
+    point itself.
     """
     k = m.shape[0]
     if k == 1:
         return np.ones(1)
-    scale = np.trace(m) / k
-    if scale <= 0:  # all gradients are zero: every point of the simplex is optimal
+    m = (m + m.T) / 2
+    norms = np.sqrt(np.clip(np.diag(m), 0.0, None))
+    if norms.max() <= 0:  # all gradients are zero: every point of the simplex is optimal
         return np.full(k, 1.0 / k)
-    a = np.vstack([_psd_factor(m / scale), np.ones((1, k))])
+    if (norms == 0).any():  # a zero gradient is a point of norm 0 of the hull
+        return np.eye(k)[int(np.argmin(norms))]
+    s = 1.0 / norms
+    unit = m * s[:, None] * s[None, :]
+    np.fill_diagonal(unit, 1.0)
+    a = np.vstack([_psd_factor(unit), (norms.min() * s)[None, :]])  # every column has norm in [1, sqrt(2)]
     b = np.zeros(k + 1)
     b[-1] = 1.0
     u, _ = nnls(a, b, maxiter=50 * k)
-    return u / u.sum()
+    w = s * u
+    return w / w.sum()
 
 
 def positive_fixed_point(
@@ -114,38 +125,83 @@ def _newton_fixed_point(
     return v, False
 
 
-def cagrad_weights(m: np.ndarray, c: float) -> np.ndarray:
-    """CAGrad's inner problem ``min_{w in simplex} w^T M 1/K + c ||g0|| sqrt(w^T M w)``.
+#: ``||g_w||`` computed from ``w^T M w`` is round-off below ``1e-7 sum_i w_i ||g_i||`` (relative 1e-14 in ``w^T M w``);
+#: CAGrad's dual counts ``g_w*`` as zero below this fraction of the smallest non-zero gradient norm, too
+_GW_NOISE = 1e-7
 
-    Liu et al. 2021 (CAGrad) eq. (4)/Alg. 1 dual, with ``g0`` the mean gradient and ``||g0||^2 = 1^T M 1 / K^2``.
-    Convex (linear + norm); solved with SLSQP and analytic gradients in float64 from the uniform point.
+
+def cagrad_weights(m: np.ndarray, c: float) -> np.ndarray:
+    """CAGrad's direction ``d = W @ G`` (Liu et al. 2021, eq. (3)-(4), Alg. 1), as the weights ``W``, exactly.
+
+    ``d = argmax_{||d - g0|| <= r} min_i <g_i, d>`` with ``g0 = G^T b`` (``b = 1/K``) and ``r = c ||g0||``. Its
+    dual is ``min_{w in simplex} F(w) = <g0, g_w> + r ||g_w||`` (``g_w = G^T w``) and, when ``g_w* != 0``,
+    ``d = g0 + r g_w* / ||g_w*||``, i.e. ``W = b + r w* / ||g_w*||``.
+
+    Exact reduction (no iterative QP solver with a tolerance): ``r ||x|| = min_{tau > 0} r ||x||^2 / (2 tau) +
+    r tau / 2``, so the dual is jointly convex in ``(w, tau)`` and for fixed ``tau = r beta`` its ``w``-problem
+    ``min_w ||g_w||^2 + 2 beta <g0, g_w>`` is the min-norm point of the hull of ``g_i + beta g0`` (exact NNLS,
+    :func:`min_norm_simplex`). The optimal ``beta*`` solves ``||g_w(beta)|| = r beta``; by the convexity in
+    ``tau``, ``||g_w(beta)|| / (r beta)`` is non-increasing: its root is bracketed by scanning ``beta`` down by
+    factors of 10 from ``2 max_i ||g_i|| / r`` (where ``||g_w|| <= max_i ||g_i||`` makes it negative) and found by
+    Brent's method to relative 1e-14 (each evaluation exact). If the scan reaches the round-off level of
+    ``||g_w||`` first (``_GW_NOISE`` times ``sum_i w_i ||g_i||`` or the smallest non-zero ``||g_i||``: relative
+    thresholds, not ``> 0``), ``g_w* = 0`` (e.g. a task with a zero gradient): the dual's ``w*`` gives no
+    direction, the optimum is ``min_i <g_i, d> = 0`` and every ``d`` of the ball with ``min_i <g_i, d> >= 0`` is a
+    solution; the one closest to ``g0`` is ``W = b + r mu`` with ``mu = argmin_{mu >= 0} ||G^T (b / r + mu)||``
+    (NNLS; the reference code, Cranial-XIX/CAGrad, instead adds 1e-4 to the norms and returns ``g0``, which
+    conflicts with a task whenever some ``<g_i, g0> < 0``). Returns ``b`` when ``c = 0`` or ``g0 = 0``. All in
+    float64 with unit-norm scaled gradients.
     """
     k = m.shape[0]
     b = np.full(k, 1.0 / k)
-    scale = np.trace(m) / k
-    if scale <= 0:
+    m = (m + m.T) / 2
+    a = m @ b  # <g_i, g0>
+    g0_sq = float(b @ a)
+    if c <= 0 or g0_sq <= 0:
         return b
-    m1 = m / scale  # the minimiser is invariant to the scale of M
-    mb = m1 @ b
-    g0_norm = np.sqrt(max(b @ mb, 0.0))
-    cn = c * g0_norm
+    r = c * np.sqrt(g0_sq)
+    norms = np.sqrt(np.clip(np.diag(m), 0.0, None))
 
-    def fun(w: np.ndarray) -> tuple[float, np.ndarray]:
-        mw = m1 @ w
-        q = np.sqrt(max(w @ mw, 1e-20))
-        return w @ mb + cn * q, mb + cn * mw / q
+    def dual_point(beta: float) -> tuple[np.ndarray, float, float]:
+        """``w(beta)``, ``||g_w(beta)||`` and its round-off level."""
+        w = min_norm_simplex(m + beta * (a[:, None] + a[None, :]) + beta**2 * g0_sq)
+        return w, np.sqrt(max(float(w @ m @ w), 0.0)), _GW_NOISE * float(w @ norms)
 
-    res = minimize(
-        fun,
-        b,
-        jac=True,
-        method="SLSQP",
-        bounds=[(0.0, 1.0)] * k,
-        constraints=({"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)},),
-        options={"ftol": 1e-13, "maxiter": 500},
-    )
-    w = np.clip(res.x, 0.0, None)
-    return w / w.sum()
+    def excess(beta: float) -> float:
+        _, gw_norm, noise = dual_point(beta)
+        return (gw_norm if gw_norm > noise else 0.0) / (r * beta) - 1.0
+
+    upper = 2.0 * norms.max() / r
+    resolution = _GW_NOISE * norms[norms > 0].min()
+    lower = upper
+    while True:
+        lower /= 10.0
+        _, gw_norm, noise = dual_point(lower)
+        if gw_norm > noise and gw_norm > r * lower:
+            break  # the root lies in [lower, 10 lower]
+        if r * lower <= max(noise, resolution):  # below round-off: g_w* = 0
+            return b + r * _min_norm_nonconflicting(m, norms, b / r)
+        upper = lower
+    beta = brentq(excess, lower, upper, xtol=1e-300, rtol=1e-14, maxiter=500)
+    w, gw_norm, _ = dual_point(beta)
+    return b + r * w / gw_norm
+
+
+def _min_norm_nonconflicting(m: np.ndarray, norms: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """``mu = argmin_{mu >= 0} ||G^T (offset + mu)||`` (NNLS in unit-norm scaled variables; zero rows get 0).
+
+    Its KKT conditions are ``<g_i, G^T (offset + mu)> >= 0`` with equality where ``mu_i > 0``: the min-norm
+    ``u = G^T mu`` with ``<g_i, G^T offset + u> >= 0`` for every task.
+    """
+    live = norms > 0
+    s = 1.0 / norms[live]
+    unit = m[np.ix_(live, live)] * s[:, None] * s[None, :]
+    np.fill_diagonal(unit, 1.0)
+    factor = _psd_factor(unit)
+    nu, _ = nnls(factor, -factor @ (norms[live] * offset[live]), maxiter=50 * int(live.sum()))
+    mu = np.zeros_like(offset)
+    mu[live] = s * nu
+    return mu
 
 
 def project_simplex(v: np.ndarray) -> np.ndarray:

@@ -17,6 +17,11 @@ class CAGrad(WeightedAggregator):
 
     ``d = argmax_{||d - g0|| <= c ||g0||} min_i <g_i, d>`` with ``g0`` the mean gradient; by duality
     ``d = g0 + c ||g0|| / ||g_w|| g_w`` where ``w`` minimises ``<g_w, g0> + c ||g0|| ||g_w||`` over the simplex.
+    The dual is solved exactly (``solvers.cagrad_weights``: an exact reduction to min-norm problems, float64,
+    unit-norm scaled, so gradient norms over many orders of magnitude do not degrade it). Where the dual's
+    ``g_w`` vanishes (e.g. a task with a zero gradient; judged relative to round-off, not ``> 0``), the optimum
+    is ``min_i <g_i, d> = 0`` and ``d`` is the solution closest to ``g0`` (the reference code adds 1e-4 to the
+    norms and returns ``g0``).
     ``rescale=1`` divides by ``1 + c^2`` (reference default), ``0`` keeps it, ``2`` divides by ``1 + c``.
     ``c=0`` gives the mean gradient. Default ``c=0.4`` (the value used for NYUv2/Cityscapes).
     """
@@ -27,13 +32,5 @@ class CAGrad(WeightedAggregator):
         self.rescale = check_choice("rescale", rescale, (0, 1, 2))
 
     def weights_from_gramian(self, gram: np.ndarray, losses: Tensor | None) -> np.ndarray:
-        k = self.num_tasks
-        weights = np.full(k, 1.0 / k)
-        if self.c > 0:
-            w = cagrad_weights(gram, self.c)
-            g0_norm = np.sqrt(max(weights @ gram @ weights, 0.0))
-            gw_norm = np.sqrt(max(w @ gram @ w, 0.0))
-            if gw_norm > 0:
-                weights = weights + self.c * g0_norm / gw_norm * w
         divisor = {0: 1.0, 1: 1.0 + self.c**2, 2: 1.0 + self.c}[self.rescale]
-        return weights / divisor
+        return cagrad_weights(gram, self.c) / divisor
