@@ -213,17 +213,32 @@ FULL_RANK = [c for c in CASES if c[0] in ("random", "conflicting", "wild_norms")
 
 
 @pytest.mark.parametrize("family,k", FULL_RANK)
-@pytest.mark.parametrize("normalization", ["none", "frobenius"])
-def test_nash_mtl_satisfies_its_fixed_point(family, k, normalization):
+def test_nash_mtl_satisfies_its_fixed_point(family, k):
     g = make(family, k).double()
-    agg = aggregators.create("nash_mtl", num_tasks=k, max_norm=0.0, gramian_normalization=normalization)
-    agg(g)
+    agg = aggregators.create("nash_mtl", num_tasks=k, max_norm=0.0)
+    d = agg(g)
     a = agg.last_weights.numpy()
-    m = gram(g)
-    if normalization == "frobenius":
-        m = m / np.linalg.norm(m)
     assert (a > 0).all()
-    np.testing.assert_allclose(m @ a, 1 / a, rtol=1e-6)
+    # Navon et al. 2022, eq. (2)-(3): G G^T a = 1 / a with the unnormalised Gramian
+    np.testing.assert_allclose(gram(g) @ a, 1 / a, rtol=1e-6)
+    # hence ||d||^2 = a^T G G^T a = K
+    assert d.norm().item() == pytest.approx(math.sqrt(k), rel=1e-6)
+
+
+@pytest.mark.parametrize("k", [2, 3, 11])
+@pytest.mark.parametrize("family", ["random", "conflicting", "wild_norms"])
+def test_nash_mtl_step_length_does_not_depend_on_the_gradients_scale(family, k):
+    g = make(family, k).double()
+    for max_norm, expected in ((0.0, math.sqrt(k)), (1.0, 1.0)):  # uncapped, and the default cap
+        norms = []
+        for scale in (1e-3, 1.0, 1e3):
+            agg = aggregators.create("nash_mtl", num_tasks=k, max_norm=max_norm)
+            norms.append(agg(scale * g).norm().item())
+            if max_norm == 0.0:  # the weights carry the scale: a(s G) = a(G) / s
+                ref = aggregators.create("nash_mtl", num_tasks=k, max_norm=0.0)
+                ref(g)
+                np.testing.assert_allclose(agg.last_weights.numpy(), ref.last_weights.numpy() / scale, rtol=1e-8)
+        np.testing.assert_allclose(norms, expected, rtol=1e-8)
 
 
 def test_nash_mtl_max_norm_caps_the_direction_and_reuses_weights():
@@ -253,10 +268,20 @@ def test_fairgrad_satisfies_its_alpha_fair_fixed_point(family, k, alpha):
 def test_fairgrad_at_alpha_one_solves_nash_mtls_equation(k):
     g = make("conflicting", k).double()
     fair = aggregators.create("fairgrad", num_tasks=k, alpha=1.0)
-    nash = aggregators.create("nash_mtl", num_tasks=k, max_norm=0.0, gramian_normalization="none")
+    nash = aggregators.create("nash_mtl", num_tasks=k, max_norm=0.0)
     torch.testing.assert_close(fair(g), nash(g), rtol=1e-7, atol=1e-9)
     w = fair.last_weights.numpy()
     np.testing.assert_allclose(gram(g) @ w, 1 / w, rtol=1e-6)
+
+
+def test_fairgrad_default_alpha_is_the_authors_two():
+    # OptMN-Lab/fairgrad experiments/*/run.sh and OptMN-Lab/SAMO experiments/utils.py run alpha = 2.0
+    assert aggregators.hparams("fairgrad")["alpha"] == 2.0
+    g = make("conflicting", 3).double()
+    agg = aggregators.create("fairgrad", num_tasks=3)
+    agg(g)
+    w = agg.last_weights.numpy()
+    np.testing.assert_allclose(gram(g) @ w, w ** (-1 / 2), rtol=1e-6)
 
 
 @pytest.mark.parametrize("family,k", FULL_RANK)

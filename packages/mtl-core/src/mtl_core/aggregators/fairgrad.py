@@ -18,10 +18,12 @@ class FairGrad(WeightedAggregator):
     ``alpha`` sets the fairness: 1 gives proportional fairness (the Nash-MTL equation), 2 the minimum
     potential delay (ConsMTL's upper level), large values approach max-min fairness. Solved exactly by Newton's
     method (the reference runs ``scipy.optimize.least_squares`` from the uniform point). The Gramian is not
-    normalised, as in the reference.
+    normalised, as in the reference. Default ``alpha=2.0``: what the method's authors run (OptMN-Lab/fairgrad
+    ``experiments/*/run.sh`` pass ``--alpha=2.0``; OptMN-Lab/SAMO's ``experiments/utils.py`` defaults ``--alpha``
+    to 2.0 for FairGrad and SAMO-FairGrad); ``alpha=1`` is Nash-MTL's equation.
     """
 
-    def __init__(self, num_tasks: int, *, alpha: float = 1.0) -> None:
+    def __init__(self, num_tasks: int, *, alpha: float = 2.0) -> None:
         super().__init__(num_tasks)
         self.alpha = check_positive("alpha", alpha)
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._checks import check_choice, check_positive, check_positive_int
+from .._checks import check_positive, check_positive_int
 from ..gradients import combine
 from ..solvers import positive_fixed_point
 from ._registry import AGGREGATORS
@@ -18,10 +18,12 @@ class NashMTL(WeightedAggregator):
     """Nash-MTL (Navon et al. 2022, eq. (2)-(3)): ``d = sum_i a_i g_i`` with ``a > 0`` solving ``G G^T a = 1/a``.
 
     The fixed point is solved exactly by Newton's method (``solvers.positive_fixed_point``) instead of the
-    reference's sequence of convex-concave cvxpy problems stopped after ``optim_niter`` steps.
-    ``gramian_normalization="frobenius"`` (default) divides ``G G^T`` by its Frobenius norm before solving,
-    as the reference code does, so the step length scales like ``||G G^T||_F^(1/2)``; ``"none"`` solves the
-    equation of the paper as written (then ``||d||`` is invariant to the gradients' scale).
+    reference's sequence of convex-concave cvxpy problems stopped after ``optim_niter`` steps. The equation is
+    the paper's, unnormalised: then ``a^T G G^T a = sum_i a_i / a_i = K``, so ``||d|| = sqrt(K)`` whatever the
+    gradients' scale (``a`` scales like ``1 / scale``). The reference code (AvivNavon/nash-mtl,
+    ``methods/weight_methods.py``, ``NashMTL``) divides ``G G^T`` by its Frobenius norm ``N`` only to condition
+    its cvxpy problem, whose constraint ``-log(alpha_i N) - log((G G^T / N) alpha)_i <= 0`` restores the scale:
+    it solves the same equation. Here the conditioning is internal to the solver (unit-diagonal Jacobi scaling).
     ``max_norm > 0`` caps ``||d||`` (the reference clips the shared gradient to norm 1.0).
     ``update_weights_every = m`` recomputes ``a`` every m-th step and reuses it in between; a training step
     can then skip the Jacobian (``reusable_weights``).
@@ -33,19 +35,15 @@ class NashMTL(WeightedAggregator):
         *,
         max_norm: float = 1.0,
         update_weights_every: int = 1,
-        gramian_normalization: str = "frobenius",
     ) -> None:
         super().__init__(num_tasks)
         self.max_norm = check_positive("max_norm", max_norm, allow_zero=True)
         self.update_weights_every = check_positive_int("update_weights_every", update_weights_every)
-        self.gramian_normalization = check_choice("gramian_normalization", gramian_normalization, ("frobenius", "none"))
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.register_buffer("alpha", torch.ones(num_tasks, dtype=torch.float64))
 
     def solve(self, gram: np.ndarray) -> np.ndarray:
-        """The Nash bargaining weights ``a`` for the (optionally normalised) Gramian."""
-        if self.gramian_normalization == "frobenius":
-            gram = gram / np.linalg.norm(gram)
+        """The Nash bargaining weights: ``a > 0`` with ``G G^T a = 1 / a``."""
         return positive_fixed_point(gram, 1.0)
 
     def reusable_weights(self) -> Tensor | None:
