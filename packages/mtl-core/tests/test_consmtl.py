@@ -7,10 +7,36 @@ import functools
 import pytest
 import torch
 from test_step_models import Counter, TinyMTL, batch, closure_for, params_of, single_thread  # noqa: F401
+from torch import nn
 
 from mtl_core import MTLStep, aggregators
 
 LR = 1.0
+
+
+class TinyMTAN(TinyMTL):
+    """MTAN's shape: a shared trunk plus per-task attention masks (shared parameters, as in MTAN), and
+    ``encode`` returning one representation per task; head ``t_i`` reads ``z[i]`` only."""
+
+    def __init__(self, k: int = 3, *, seed: int = 0, width: int = 4):
+        super().__init__(k, seed=seed, width=width)
+        torch.manual_seed(seed + 1)
+        self.attention = nn.ModuleList([nn.Linear(6, 6) for _ in range(k)]).double()
+
+    def encode(self, x):
+        f = self.encoder(x)
+        return tuple(f * torch.sigmoid(att(f)) for att in self.attention)
+
+    def decode(self, z, tasks=None):
+        return {
+            t: head(z[i]).squeeze(-1) for i, (t, head) in enumerate(self.heads.items()) if tasks is None or t in tasks
+        }
+
+    def shared_parameters(self):
+        return [*self.encoder.parameters(), *self.attention.parameters()]
+
+
+MODELS = {"shared_z": TinyMTL, "per_task_z": TinyMTAN}
 
 
 def step_once(method, model=None, **hp):
@@ -21,11 +47,15 @@ def step_once(method, model=None, **hp):
     return model, [(b - p.detach()) / LR for b, p in zip(before, model.parameters())]
 
 
-def by_hand(lambda_, extra_clip):
-    """Seed 004 Alg. 1 with eq. (5), Prop. 3.1 and eq. (7)-(8), written out with plain autograd."""
-    model = TinyMTL(3)
+def by_hand(model, lambda_, extra_clip):
+    """Seed 004 Alg. 1 with eq. (5), Prop. 3.1 and eq. (7)-(8), written out with plain autograd.
+
+    Shared z: ``delta_i = d l_i / d z``. Per-task z (a tuple, head i reading z[i]): ``delta_i = d l_i / d z_i``,
+    ``d_z = sum_i a_i delta_i`` element-wise (jianke0604/MTLlib ConsMTL, "for nyuv2 and cityscapes").
+    """
     x, y = batch()
     z = model.encode(x)
+    per_task = isinstance(z, tuple)
     preds = model.decode(z)
     losses = torch.stack([((preds[t] - y[:, i]) ** 2).mean() for i, t in enumerate(model.tasks)])
     shared = list(model.shared_parameters())
@@ -35,7 +65,8 @@ def by_hand(lambda_, extra_clip):
     upper = aggregators.create("consmtl", 3)
     d = upper(rows)
     a = upper.last_weights
-    deltas = [torch.autograd.grad(loss, z, retain_graph=True, create_graph=True)[0] for loss in losses]
+    own_z = list(z) if per_task else [z] * 3
+    deltas = [torch.autograd.grad(loss, zi, retain_graph=True, create_graph=True)[0] for loss, zi in zip(losses, own_z)]
     d_z = sum(float(a[i]) * deltas[i].detach() for i in range(3))
     heads = {}
     for i, t in enumerate(model.tasks):
@@ -47,16 +78,17 @@ def by_hand(lambda_, extra_clip):
         coeff = 1.0 if extra_clip is None else min(1.0, float(extra_clip * n1 / (n2 + 1e-6)))
         heads[t] = [a_ + coeff * b_ for a_, b_ in zip(g1, g2)]
         heads[t + "/ratio"] = float(coeff * n2 / n1)
-    # Prop. 3.1: d_z is the z-space image of d: (d_z)^T dz/dtheta_s = d
-    via_z = torch.cat([g.reshape(-1) for g in torch.autograd.grad(z, shared, d_z)])
-    torch.testing.assert_close(via_z, d, rtol=1e-9, atol=1e-12)
-    return model, d, heads
+    if not per_task:  # Prop. 3.1: d_z is the z-space image of d: (d_z)^T dz/dtheta_s = d
+        via_z = torch.cat([g.reshape(-1) for g in torch.autograd.grad(z, shared, d_z)])
+        torch.testing.assert_close(via_z, d, rtol=1e-9, atol=1e-12)
+    return d, heads
 
 
+@pytest.mark.parametrize("kind", MODELS)
 @pytest.mark.parametrize(("lambda_", "extra_clip"), [(0.5, None), (50.0, 0.1)])
-def test_lower_level_head_gradients_match_the_paper_by_hand(lambda_, extra_clip):
-    _, d, heads = by_hand(lambda_, extra_clip)
-    model, deltas = step_once("consmtl", lambda_=lambda_, extra_clip=extra_clip)
+def test_lower_level_head_gradients_match_the_paper_by_hand(kind, lambda_, extra_clip):
+    d, heads = by_hand(MODELS[kind](3), lambda_, extra_clip)
+    model, deltas = step_once("consmtl", MODELS[kind](3), lambda_=lambda_, extra_clip=extra_clip)
     by_param = dict(zip([id(p) for p in model.parameters()], deltas))
     shared_update = torch.cat([by_param[id(p)].reshape(-1) for p in model.shared_parameters()])
     torch.testing.assert_close(shared_update, d, rtol=1e-9, atol=1e-12)
@@ -67,6 +99,20 @@ def test_lower_level_head_gradients_match_the_paper_by_hand(lambda_, extra_clip)
             assert heads[t + "/ratio"] <= extra_clip + 1e-9
     if extra_clip is not None:
         assert any(abs(heads[t + "/ratio"] - extra_clip) < 1e-6 for t in model.tasks)  # the clip was active
+
+
+def test_per_task_representations_of_different_shapes_are_rejected():
+    class Ragged(TinyMTAN):
+        def encode(self, x):
+            z = super().encode(x)
+            return (z[0], z[1], torch.cat([z[2], z[2]], dim=-1))
+
+        def decode(self, z, tasks=None):
+            z = (*z[:2], z[2][..., :6])
+            return super().decode(z, tasks)
+
+    with pytest.raises(ValueError, match="different shapes"):
+        step_once("consmtl", Ragged(3))
 
 
 def test_lambda_zero_is_the_upper_level_alone():
