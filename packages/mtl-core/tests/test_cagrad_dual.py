@@ -124,3 +124,28 @@ def test_cagrad_direction_is_scale_equivariant_on_badly_scaled_gradients():
     d, _ = cagrad(g)
     d_small, _ = cagrad(1e-3 * g)
     np.testing.assert_allclose(d_small, 1e-3 * d, rtol=1e-8, atol=1e-14 * np.abs(d).max())
+
+
+def test_norm_eps_is_the_reference_toy_regularisation():
+    """Cranial-XIX/CAGrad toy.py's ``cagrad`` (c = 0.5, 1e-4 in and after the norms), by golden section."""
+    eps, c = 1e-4, 0.5
+    rng = np.random.default_rng(3)
+    for scale in (1e-3, 1e-2, 1.0, 10.0):
+        g = scale * rng.standard_normal((2, 2))
+        g11, g12, g22 = g[0] @ g[0], g[0] @ g[1], g[1] @ g[1]
+        coef = c * 0.5 * math.sqrt(g11 + g22 + 2 * g12 + eps)
+
+        def objective(x, g11=g11, g12=g12, g22=g22, coef=coef):
+            gw_sq = x**2 * g11 + (1 - x) ** 2 * g22 + 2 * x * (1 - x) * g12
+            return coef * math.sqrt(gw_sq + eps) + x * (g11 + g12) / 2 + (1 - x) * (g12 + g22) / 2
+
+        lo, hi = 0.0, 1.0
+        ratio = (math.sqrt(5) - 1) / 2
+        for _ in range(200):
+            x1, x2 = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+            lo, hi = (lo, x2) if objective(x1) <= objective(x2) else (x1, hi)
+        x = min((0.0, 1.0, (lo + hi) / 2), key=objective)
+        gw = x * g[0] + (1 - x) * g[1]
+        expected = (g.mean(0) + coef / (math.sqrt(gw @ gw + eps) + eps) * gw) / (1 + c)
+        agg = aggregators.create("cagrad", num_tasks=2, c=c, rescale=2, norm_eps=eps)
+        np.testing.assert_allclose(agg(torch.from_numpy(g)).numpy(), expected, rtol=1e-7, atol=1e-12 * scale)

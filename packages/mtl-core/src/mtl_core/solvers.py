@@ -130,7 +130,7 @@ def _newton_fixed_point(
 _GW_NOISE = 1e-7
 
 
-def cagrad_weights(m: np.ndarray, c: float) -> np.ndarray:
+def cagrad_weights(m: np.ndarray, c: float, *, norm_eps: float = 0.0) -> np.ndarray:
     """CAGrad's direction ``d = W @ G`` (Liu et al. 2021, eq. (3)-(4), Alg. 1), as the weights ``W``, exactly.
 
     ``d = argmax_{||d - g0|| <= r} min_i <g_i, d>`` with ``g0 = G^T b`` (``b = 1/K``) and ``r = c ||g0||``. Its
@@ -151,15 +151,47 @@ def cagrad_weights(m: np.ndarray, c: float) -> np.ndarray:
     (NNLS; the reference code, Cranial-XIX/CAGrad, instead adds 1e-4 to the norms and returns ``g0``, which
     conflicts with a task whenever some ``<g_i, g0> < 0``). Returns ``b`` when ``c = 0`` or ``g0 = 0``. All in
     float64 with unit-norm scaled gradients.
+
+    ``norm_eps > 0`` reproduces the regularised CAGrad of the reference toy script (Cranial-XIX/CAGrad ``toy.py``,
+    ``cagrad``; seed 001 Tables 1 / A7 ran it): ``||g0||`` becomes ``sqrt(||sum_i g_i||^2 + eps) / K``, the dual's
+    ``||g_w||`` becomes ``sqrt(||g_w||^2 + eps)`` (the norm of ``g_w`` augmented by a constant ``sqrt(eps)``
+    coordinate, so the same exact solver applies to ``M + eps 1 1^T``) and ``W = b + R w / (sqrt(||g_w||^2 + eps)
+    + eps)`` with ``R = c sqrt(||sum_i g_i||^2 + eps) / K``. Near a minimum, where the gradients are small against
+    ``sqrt(eps)``, this step is no longer CAGrad's: the correction keeps a length of about ``c sqrt(eps) / K``.
     """
     k = m.shape[0]
     b = np.full(k, 1.0 / k)
     m = (m + m.T) / 2
-    a = m @ b  # <g_i, g0>
-    g0_sq = float(b @ a)
+    if norm_eps > 0:
+        radius = c * np.sqrt(max(float(b @ m @ b), 0.0) * k**2 + norm_eps) / k
+        if radius <= 0:
+            return b
+        w = _cagrad_dual(m + norm_eps, radius)
+        if w is None:  # unreachable: the augmented ||g_w|| >= sqrt(eps) > 0
+            return b
+        return b + radius / (np.sqrt(max(float(w @ m @ w), 0.0) + norm_eps) + norm_eps) * w
+    g0_sq = float(b @ m @ b)
     if c <= 0 or g0_sq <= 0:
         return b
     r = c * np.sqrt(g0_sq)
+    w = _cagrad_dual(m, r)
+    gw_norm = 0.0 if w is None else np.sqrt(max(float(w @ m @ w), 0.0))
+    if gw_norm <= 0:
+        norms = np.sqrt(np.clip(np.diag(m), 0.0, None))
+        return b + r * _min_norm_nonconflicting(m, norms, b / r)
+    return b + r * w / gw_norm
+
+
+def _cagrad_dual(m: np.ndarray, r: float) -> np.ndarray | None:
+    """``w* = argmin_{w in simplex} <g0, g_w> + r ||g_w||`` (``g0 = G^T 1 / K``), or None where ``g_w* = 0``.
+
+    See :func:`cagrad_weights` for the reduction: ``w(beta)`` is the min-norm point of the hull of
+    ``g_i + beta g0`` and ``beta*`` the root of ``||g_w(beta)|| = r beta``.
+    """
+    k = m.shape[0]
+    b = np.full(k, 1.0 / k)
+    a = m @ b  # <g_i, g0>
+    g0_sq = float(b @ a)
     norms = np.sqrt(np.clip(np.diag(m), 0.0, None))
 
     def dual_point(beta: float) -> tuple[np.ndarray, float, float]:
@@ -180,11 +212,9 @@ def cagrad_weights(m: np.ndarray, c: float) -> np.ndarray:
         if gw_norm > noise and gw_norm > r * lower:
             break  # the root lies in [lower, 10 lower]
         if r * lower <= max(noise, resolution):  # below round-off: g_w* = 0
-            return b + r * _min_norm_nonconflicting(m, norms, b / r)
+            return None
         upper = lower
-    beta = brentq(excess, lower, upper, xtol=1e-300, rtol=1e-14, maxiter=500)
-    w, gw_norm, _ = dual_point(beta)
-    return b + r * w / gw_norm
+    return dual_point(brentq(excess, lower, upper, xtol=1e-300, rtol=1e-14, maxiter=500))[0]
 
 
 def _min_norm_nonconflicting(m: np.ndarray, norms: np.ndarray, offset: np.ndarray) -> np.ndarray:

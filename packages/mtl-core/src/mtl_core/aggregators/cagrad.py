@@ -24,13 +24,17 @@ class CAGrad(WeightedAggregator):
     norms and returns ``g0``).
     ``rescale=1`` divides by ``1 + c^2`` (reference default), ``0`` keeps it, ``2`` divides by ``1 + c``.
     ``c=0`` gives the mean gradient. Default ``c=0.4`` (the value used for NYUv2/Cityscapes).
+    ``norm_eps > 0`` is the reference toy script's regularisation (Cranial-XIX/CAGrad ``toy.py`` adds ``1e-4``
+    inside and after its norms; seed 001 Table A7 ran that script): not CAGrad's equation near a minimum, it only
+    exists to reproduce those toy numbers (``mtl_core.toy.TABLE_A7_METHODS``); 0 (default) is exact CAGrad.
     """
 
-    def __init__(self, num_tasks: int, *, c: float = 0.4, rescale: int = 1) -> None:
+    def __init__(self, num_tasks: int, *, c: float = 0.4, rescale: int = 1, norm_eps: float = 0.0) -> None:
         super().__init__(num_tasks)
         self.c = check_positive("c", c, allow_zero=True)
         self.rescale = check_choice("rescale", rescale, (0, 1, 2))
+        self.norm_eps = check_positive("norm_eps", norm_eps, allow_zero=True)
 
     def weights_from_gramian(self, gram: np.ndarray, losses: Tensor | None) -> np.ndarray:
         divisor = {0: 1.0, 1: 1.0 + self.c**2, 2: 1.0 + self.c}[self.rescale]
-        return cagrad_weights(gram, self.c) / divisor
+        return cagrad_weights(gram, self.c, norm_eps=self.norm_eps) / divisor
