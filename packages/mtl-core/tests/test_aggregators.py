@@ -453,7 +453,8 @@ def test_bad_inputs_raise_value_errors_naming_the_problem(name):
 def test_unknown_names_and_hparams_list_the_valid_choices():
     with pytest.raises(ValueError, match=r"valid names: .*mgda.*pcgrad"):
         aggregators.create("pcgard", num_tasks=2)
-    with pytest.raises(ValueError, match=r"unknown hyper-parameter\(s\) \['cc'\].*valid: \['c', 'rescale'\]"):
+    valid = r"valid: \['c', 'norm_eps', 'rescale'\]"
+    with pytest.raises(ValueError, match=r"unknown hyper-parameter\(s\) \['cc'\].*" + valid):
         aggregators.create("cagrad", num_tasks=2, cc=0.5)
     with pytest.raises(ValueError, match="c must be a finite number >= 0, got -1"):
         aggregators.create("cagrad", num_tasks=2, c=-1)
@@ -461,6 +462,8 @@ def test_unknown_names_and_hparams_list_the_valid_choices():
         aggregators.create("fairgrad", num_tasks=2, alpha=0)
     with pytest.raises(ValueError, match="normalization must be one of"):
         aggregators.create("mgda", num_tasks=2, normalization="L2")
+    with pytest.raises(ValueError, match=r"unknown hyper-parameter\(s\) \['gramian_normalization'\]"):
+        aggregators.create("nash_mtl", num_tasks=2, gramian_normalization="frobenius")  # removed (issue 13)
     with pytest.raises(ValueError, match="num_tasks must be an integer >= 1, got 0"):
         aggregators.create("mgda", num_tasks=0)
     with pytest.raises(ValueError, match="task_weights must be 3"):
