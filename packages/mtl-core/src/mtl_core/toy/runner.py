@@ -30,9 +30,11 @@ OPTIMIZERS = ("gd", "adam")
 #: the methods of seed 001 Table A7 as mtl_core methods with the CAGrad toy script's conventions (Cranial-XIX/CAGrad
 #: ``toy.py``, which seed 001 ran): EW is the mean gradient, PCGrad averages the projected gradients, CAGrad uses
 #: c = 0.5, divides by 1 + c and adds the script's 1e-4 inside and after its norms (``norm_eps``). That
-#: regularisation, not solver tolerance or dtype, decides the GD rows: near the minimum the gradients are small
-#: against sqrt(1e-4) and the script's correction keeps a length of about c 1e-2 / 2, so GD at lr 10 reaches the
-#: minimum after 644 iterations (Table A7: 644) where exact CAGrad (``norm_eps=0``) cycles from the start (9, 9).
+#: regularisation (not solver tolerance, update order or dtype) is why GD at lr 10 reaches the minimum: near it the
+#: gradients are small against sqrt(1e-4) and the script's correction keeps a length of about c 1e-2 / 2; we measure
+#: 643 iterations (Table A7: 644) where exact CAGrad (``norm_eps=0``) never gets there from (9, 9). The remaining
+#: differences (GD rows at lr <= 5: the script's inexact dual search; PCGrad + Adam at lr 0.1: the float32 rounding
+#: of the script's direction) are measured in the package README.
 TABLE_A7_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "EW": ("ls", {"task_weights": [0.5, 0.5]}),
     "PCGrad": ("pcgrad", {"reduction": "mean"}),
