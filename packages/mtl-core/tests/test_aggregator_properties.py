@@ -314,23 +314,9 @@ DECLARED_EXCEPTIONS: dict[tuple[str, str], tuple[Callable[[str], bool], str]] = 
     ("rlw", "duplicate"): (lambda case: True, RLW_DRAWS),
 }
 
-DEFECT_1 = "issue 13 defect 1 (Nash-MTL's Gramian normalisation), fixed on branch core-fix"
-DEFECT_2 = "issue 13 defect 2 (CAGrad's dual solved inexactly on badly scaled Jacobians), fixed on branch core-fix"
-DEFECT_3 = "issue 13 defect 3 (CAGrad with a zero-gradient task), fixed on branch core-fix"
-DEFECT_5 = "issue 13 defect 5 (FairGrad's default alpha), fixed on branch core-fix"
-
 #: (method, property, case id or None for all cases) -> reason. Strict xfails; removed when the fix merges.
-KNOWN_DEFECTS: dict[tuple[str, str, str | None], str] = {
-    ("nash_mtl", "global_scale", "random-1-s0.0001"): DEFECT_1,
-    ("nash_mtl", "global_scale", "random-3-s0.0001"): DEFECT_1,
-    ("nash_mtl", "global_scale", "conflicting-4-s0.0001"): DEFECT_1,
-    ("nash_mtl", "one_task", "gn0.001"): DEFECT_1,
-    ("nash_mtl", "one_task", "gn0.5"): DEFECT_1,
-    ("cagrad", "permutation", "wild_norms-5"): DEFECT_2,
-    ("cagrad", "zero_row", "random-10"): DEFECT_3,
-    ("cagrad", "zero_row", "random-11"): DEFECT_3,
-    ("fairgrad", "readme_default", "alpha"): DEFECT_5,
-}
+#: (issue 13's defects 1, 2, 3 and 5 were fixed on branch core-fix: their entries are gone.)
+KNOWN_DEFECTS: dict[tuple[str, str, str | None], str] = {}
 
 
 def marks(method: str, prop: str, case: str = "") -> list[pytest.MarkDecorator]:

@@ -26,7 +26,6 @@ import torch
 from mtl_core import aggregators, weightings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference"
-DEFECT_1 = "issue 13 defect 1 (Nash-MTL's Gramian normalisation), fixed on branch core-fix"
 
 #: where the reference's solver counts as converged (relative fixed-point residual)
 CONVERGED = 1e-5
@@ -123,10 +122,7 @@ def test_pcgrad_matches_nash_mtl_repository_with_its_orders(case, monkeypatch):
 # --- converged references agree, exact solves are at least as good elsewhere ------------------------------
 
 
-NASH = {r"random_k2|random_k3|conflicting_k4|scaled_k3|scaled_k5": pytest.mark.xfail(strict=True, reason=DEFECT_1)}
-
-
-@pytest.mark.parametrize("case", cases("nash_mtl", NASH))
+@pytest.mark.parametrize("case", cases("nash_mtl"))
 def test_nash_mtl_matches_its_reference_or_solves_the_equation_better(case):
     """Nash-MTL (``NashMTL``, cvxpy/ECOS, 20 iterations): its alpha solves the paper's ``G G^T a = 1/a`` in the
     gradients' own scale (its constraint multiplies back the normalisation factor). Where the reference
