@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any
 
 import torch
@@ -36,8 +37,9 @@ class ConsMTLLowerLevel(Estimator):
       ``z_i`` and ``<delta_i, d_z> = a_i ||delta_i||^2``: no cross-task alignment at all.)
 
     The case is read off the gradients of the first forward: per-task iff ``z`` has K parts and no task's
-    loss has a non-zero gradient w.r.t. another task's part; such parts must have equal shapes (else
-    ``ValueError``: there is no element-wise ``d_z``).
+    loss has a non-zero gradient w.r.t. another task's part and the parts have equal shapes. Per-task parts
+    of different shapes (a multi-input model, one batch per task) have no element-wise ``d_z``: the shared-z
+    form is used, with a ``RuntimeWarning``.
 
     ``delta_i`` is built with ``create_graph`` and ``L^extra`` differentiated w.r.t. the head parameters only,
     so the second-order pass never runs through the encoder. Both levels use the same forward pass, and their
@@ -123,10 +125,16 @@ def _per_task_representation(z: tuple[Tensor, ...], reads: list[set[int]]) -> bo
         return False
     shapes = {tuple(part.shape) for part in z}
     if len(shapes) > 1:
-        raise ValueError(
+        # e.g. a multi-input model (one batch per task, of its own size): the parts cannot be summed across
+        # tasks, so the lower level falls back to the shared-z form, in which each head only aligns with itself
+        warnings.warn(
             "consmtl: the model's encode() returns one representation per task but of different shapes "
-            f"{[tuple(part.shape) for part in z]}; the lower level's d_z = sum_i a_i d l_i / d z_i needs equal shapes"
+            f"{[tuple(part.shape) for part in z]}; d_z = sum_i a_i d l_i / d z_i needs equal shapes, so the lower "
+            "level uses the shared-z form (no cross-task alignment)",
+            RuntimeWarning,
+            stacklevel=3,
         )
+        return False
     return True
 
 
