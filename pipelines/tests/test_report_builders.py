@@ -258,11 +258,33 @@ def test_pareto_counts_overall_and_against_the_other_optimizer() -> None:
     ]
     entries += stl_runs(0, 0.1, 0.1)  # STL runs are not points
     runs, results = results_of(entries)
-    (table,) = build("pareto", {}, runs, results)
+    table, per_method = build("pareto", {}, runs, results)
     row = table.row("b / m")
-    assert row.cells[0].text == "4 / 3" and row.cells[0].published is None
-    assert [c.mean for c in row.cells[1:]] == [2, 3, 2, 3]
-    assert "| b / m | 4 / 3 | 2 | 3 | 2 | 3 |" in table.markdown()
+    assert [c.mean for c in row.cells] == [4, 3, 2, 3, 2, 3]  # 4 valid adam runs, 3 valid sgd runs
+    assert all(c.published is None for c in row.cells)  # no reference
+    assert "| b / m | 4 | 3 | 2 | 3 | 2 | 3 |" in table.markdown()
+    # Table A2: per optimizer and method, the runs on the overall front (one method here: ls)
+    assert per_method.columns == ["ls", "Total"]
+    assert [c.mean for c in per_method.row("b / m / adam").cells] == [2, 2]
+    assert [c.mean for c in per_method.row("b / m / sgd").cells] == [2, 2]
+
+
+def test_pareto_excludes_runs_under_the_floor() -> None:
+    """Seed 001 Table 2 removes runs with mIoU < 0.1 (10 in our %): a run under the floor is neither counted nor
+    on the front. a3 (acc .05 < .1) has the lowest err: on the front without the floor, removed with it. s1
+    (.7, 3) is dominated by a2 (.8, 1) either way."""
+    points = {"a1": ("adam", 0.9, 2.0), "a2": ("adam", 0.8, 1.0), "a3": ("adam", 0.05, 0.5), "s1": ("sgd", 0.7, 3)}
+    entries = [
+        (run("ls", 0, optimizer=opt, tag=name), {"eval": two_task_eval(acc, err)})
+        for name, (opt, acc, err) in points.items()
+    ]
+    runs, results = results_of(entries)
+    study = {"table": {"exclude_below": {"A/acc": 0.1}}}
+    table, per_method = build("pareto", study, runs, results)
+    assert [c.mean for c in table.row("b / m").cells] == [2, 1, 2, 2, 0, 0]
+    assert [c.mean for c in per_method.row("b / m / adam").cells] == [2, 2]
+    (unfloored, _) = build("pareto", {}, runs, results)
+    assert [c.mean for c in unfloored.row("b / m").cells] == [3, 1, 3, 3, 0, 0]  # a1, a2, a3 on the front
 
 
 # ------------------------------------------------------------------------------------------------ robustness

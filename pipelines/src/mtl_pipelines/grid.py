@@ -248,6 +248,9 @@ class Plan:
     runs: dict[str, RunSpec]
     unavailable: dict[str, list[str]]
     jobs: dict[str, jobs.Job] = field(default_factory=dict)
+    # per study, its runs as the study names them (label, setting, reference setting): a run shared by several
+    # studies is one entry of ``runs`` (the first study's names) but each study's report uses its own
+    by_study: dict[str, list[RunSpec]] = field(default_factory=dict)
 
 
 def plan(profile: Mapping[str, Any], studies: Mapping[str, Mapping[str, Any]] | None = None) -> Plan:
@@ -259,14 +262,19 @@ def plan(profile: Mapping[str, Any], studies: Mapping[str, Mapping[str, Any]] | 
         raise ValueError(f"profile {profile['name']!r} lists unknown studies {unknown}; valid: {list(studies)}")
     runs: dict[str, RunSpec] = {}
     unavailable: dict[str, list[str]] = {}
+    by_study: dict[str, list[RunSpec]] = {}
     for study_id in chosen:
         study_list, missing = study_runs(profile, studies[study_id])
         if missing:
             unavailable[study_id] = missing
+        own: dict[str, RunSpec] = {}
+        for run in study_list:
+            own.setdefault(run.run_id, run)
+        by_study[study_id] = list(own.values())
         for run in study_list:
             existing = runs.setdefault(run.run_id, run)
             existing.studies.add(study_id)
-    return Plan(runs, unavailable, jobs.group(runs, profile.get("runs_per_job", 1)))
+    return Plan(runs, unavailable, jobs.group(runs, profile.get("runs_per_job", 1)), by_study)
 
 
 def expand(profile: Mapping[str, Any], studies: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, RunSpec]:

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from mtl_pipelines.config import resolve
 from mtl_pipelines.data import batch_size_of, build_split, epoch_generator
+from mtl_pipelines.memory import PeakMemory, run_peak
 from mtl_pipelines.run import CHECKPOINT, FINAL, Run, evaluate_model, place, seed_everything, set_rng_state
 
 __all__ = ["NonFiniteLossError", "RunResult", "gradient_diagnostics", "train"]
@@ -165,8 +166,10 @@ def train(
         total=epochs,
         leave=False,
     )
+    meter = PeakMemory(on)  # peak memory of the training steps (mtl_pipelines.memory)
     for epoch in bar:
         began = time.perf_counter()
+        meter.start()
         model.train()
         loss_sum = torch.zeros(len(tasks), dtype=torch.float64, device=on)  # summed on the device: no sync
         seen = 0
@@ -190,6 +193,7 @@ def train(
             steps += 1
             global_step += 1
         step.end_epoch()
+        peak_memory = meter.stop()
         lr = step.optimizers[0].param_groups[0]["lr"]
         mean_loss = (loss_sum / max(seen, 1)).cpu().tolist()  # one host transfer per epoch
         record = {
@@ -200,6 +204,7 @@ def train(
             "val": evaluate_model(model, splits["val"], ecfg["batch_size"], on),
             "test": evaluate_model(model, splits["test"], ecfg["batch_size"], on),
             "seconds": time.perf_counter() - began,
+            "peak_memory": peak_memory,
         }
         history.append(record)
         for scheduler in trainee.schedulers:
@@ -245,6 +250,7 @@ def summarize(config: Mapping[str, Any], history: list[dict[str, Any]]) -> RunRe
         "epochs": len(history),
         "steps": sum(r["steps"] for r in history),
         "seconds": sum(r["seconds"] for r in history),
+        "peak_memory": run_peak(r.get("peak_memory") for r in history),
         "last": history[-1]["test"],
         "last_k": mean_metrics([r["test"] for r in history[-k:]]),
     }

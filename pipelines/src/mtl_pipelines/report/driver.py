@@ -10,14 +10,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mtl_pipelines import grid, io
+from mtl_pipelines import facts, grid, io
 from mtl_pipelines.report import registry
 from mtl_pipelines.report.html import render_study
 from mtl_pipelines.report.index import SUMMARY, StudySummary, distance, write_index
 from mtl_pipelines.report.results import Results, load_results
 from mtl_pipelines.report.tables import CSV_FIELDS, DASH, Table
 
-__all__ = ["build", "build_index", "scale_line", "write_study"]
+__all__ = ["build", "build_index", "deviation_lines", "scale_line", "write_study"]
 
 
 def _test_dataset(cfg_json: str) -> Any:
@@ -49,6 +49,14 @@ def scale_line(runs: Sequence[grid.RunSpec]) -> tuple[str, str]:
     shown = steps[0] if len(steps) == 1 else steps
     scale = f"epochs {epochs}, seeds {seeds}, max steps/epoch {shown}"
     return "; ".join(data), scale
+
+
+def deviation_lines(study_id: str) -> list[str]:
+    """The study's deviations from its paper's protocol (``protocol_facts.yaml``), one line each: the field,
+    what the paper states, what the runs do and why."""
+    return [
+        f"{d['field']}: paper {d['paper']!r}, ours {d['ours']!r} — {d['reason']}" for d in facts.deviations(study_id)
+    ]
 
 
 def _write_tables(out: Path, lines: list[str], tables: Sequence[Table]) -> list[Path]:
@@ -109,7 +117,7 @@ def build(profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]], inde
     summaries = []
     for study in studies:
         builder = registry.get(study["builder"])
-        runs = [r for r in plan.runs.values() if study["id"] in r.studies]
+        runs = plan.by_study.get(study["id"], [])  # named as this study names them (a shared run has one id)
         out = out_root / study["id"]
         missing = plan.unavailable.get(study["id"], [])
         tables: list[Table] = []
@@ -120,6 +128,8 @@ def build(profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]], inde
             results = load_results(profile, {r.run_id: r for r in runs}) if runs else Results()
             tables = builder.tables(study, profile, runs, results)
             figures = builder.figures(study, runs, results, tables, out) if builder.figures and runs else []
+            for table in tables:  # the protocol facts this study deliberately does not follow
+                table.deviations = table.deviations or deviation_lines(study["id"])
             if runs:
                 data, scale = scale_line(runs)
                 for table in tables:  # every table says at its top what data and scale its numbers come from

@@ -14,7 +14,7 @@ from typing import Any
 
 from mtl_pipelines.report.tables import DASH, Published, Table
 
-__all__ = ["cite", "column_cell", "paper_stl", "published", "study_references"]
+__all__ = ["cite", "column_cell", "paper_row_setting", "paper_stl", "published", "reference_for", "study_references"]
 
 LOST = "lost"
 
@@ -25,6 +25,16 @@ def study_references(study: Mapping[str, Any]) -> list[Any]:
 
     known = set(references.tables())
     return [references.load(ref_id) for ref_id in study.get("references", []) if ref_id in known]
+
+
+def reference_for(refs: list[Any], dataset: str) -> Any:
+    """The reference among ``refs`` whose table covers ``dataset`` (a benchmark key of the profile: the
+    reference's ``dataset``, or one of its datasets); the only reference when none says (None if several)."""
+    for ref in refs:
+        covered = ref.dataset if isinstance(ref.dataset, tuple) else (ref.dataset,)
+        if dataset in covered or any(c.dataset == dataset for c in ref.columns):
+            return ref
+    return refs[0] if len(refs) == 1 else None
 
 
 def cite(table: Table, ref: Any) -> Any:
@@ -62,10 +72,12 @@ def published(
     kind: str | None = None,
     dataset: str | None = None,
     setting: Mapping[str, Any] | None = None,
+    weighting: str | None = None,
 ) -> Published:
     """The published cell of ``method`` in the first column matching ``task``/``metric``, ``kind``,
-    ``dataset`` and ``setting``. The setting is matched against the row's *and* the column's settings:
-    seed 001 Table 1 puts the optimizer in rows and the learning rate in columns."""
+    ``dataset``, ``setting`` and (for a Delta_m column) ``weighting``. The setting is matched against the
+    row's *and* the column's settings: seed 001 Table 1 puts the optimizer in rows and the learning rate in
+    columns; a key the row or column does not fix matches."""
     if ref is None:
         return Published.none()
     wanted = setting or {}
@@ -78,6 +90,8 @@ def published(
             if metric is not None and (col.key != metric or col.task != task):
                 continue
             if dataset is not None and col.dataset not in (None, dataset):
+                continue
+            if weighting is not None and col.weighting not in (None, weighting):
                 continue
             if not _matches(col.setting, wanted):
                 continue
@@ -103,8 +117,10 @@ def column_cell(ref: Any, column: str | None, **row_setting: Any) -> Published:
     return _shown(rows[0].cell(column)) if len(rows) == 1 else Published.none()
 
 
-def paper_stl(ref: Any) -> dict[str, float]:
-    """The paper's STL row as ``{"task/metric": value}`` (empty when the table has no single STL row)."""
+def paper_stl(ref: Any, dataset: str | None = None) -> dict[str, float]:
+    """The paper's STL row as ``{"task/metric": value}`` over the columns of ``dataset`` (a table of several
+    datasets, 000 Table 1, has one STL cell per dataset and metric); empty when the table has no single STL
+    row."""
     if ref is None:
         return {}
     rows = ref.find_rows("stl")
@@ -114,4 +130,16 @@ def paper_stl(ref: Any) -> dict[str, float]:
         f"{c.task}/{c.key}": float(cell.value)
         for c, cell in zip(ref.columns, rows[0].cells)
         if c.kind == "metric" and c.key and c.task and cell.is_number
+        and (dataset is None or c.dataset in (None, dataset))
     }
+
+
+def paper_row_setting(ref: Any, method: str, setting: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The setting of the published row ``published`` pairs with ``method`` and ``setting`` (e.g. the learning
+    rate the paper selected for a method and optimizer, seed 001 Tables A3-A6); None without such a row."""
+    if ref is None:
+        return None
+    for row in ref.find_rows(method):
+        if _matches(row.setting, setting):
+            return row.setting
+    return None

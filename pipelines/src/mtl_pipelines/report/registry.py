@@ -23,6 +23,8 @@ BUILDER_MODULES = ("mtl_pipelines.report.builders", "mtl_pipelines.probes")
 
 # builder(study, profile, runs, results) -> tables; results: mtl_pipelines.report.results.Results
 TableBuilder = Callable[[Mapping[str, Any], Mapping[str, Any], Sequence[Any], Any], list[Any]]
+# check(study, where): ValueError naming ``where`` (the study's file), the field and the valid values
+StudyCheck = Callable[[Mapping[str, Any], str], None]
 # figures(study, runs, results, tables, out_dir) -> written PNG paths
 FigureBuilder = Callable[[Mapping[str, Any], Sequence[Any], Any, list[Any], Path], list[Path]]
 
@@ -40,15 +42,17 @@ class Builder:
     tables: TableBuilder
     figures: FigureBuilder | None = None
     probe: bool = False
+    check: StudyCheck | None = None  # validates the study's builder options when the study is loaded
 
 
 _REGISTRY: dict[str, Builder] = {}
 
 
 def register(
-    name: str, *, figures: FigureBuilder | None = None, probe: bool = False
+    name: str, *, figures: FigureBuilder | None = None, probe: bool = False, check: StudyCheck | None = None
 ) -> Callable[[TableBuilder], TableBuilder]:
-    """Decorator: register ``tables`` as the builder ``name`` (ValueError if another function has the name)."""
+    """Decorator: register ``tables`` as the builder ``name`` (ValueError if another function has the name);
+    ``check(study, where)`` validates a study's ``table``/``figure`` options for this builder at load time."""
 
     def decorate(tables: TableBuilder) -> TableBuilder:
         existing = _REGISTRY.get(name)
@@ -56,7 +60,7 @@ def register(
             raise ValueError(
                 f"builder {name!r} is registered twice ({existing.tables.__module__}, {tables.__module__})"
             )
-        _REGISTRY[name] = Builder(name, tables, figures, probe)
+        _REGISTRY[name] = Builder(name, tables, figures, probe, check)
         return tables
 
     return decorate
@@ -87,3 +91,6 @@ def check_study(study: Mapping[str, Any], where: str) -> None:
     builder = study.get("builder")
     if builder not in _REGISTRY:
         raise ValueError(f"{where}: builder {builder!r} is not valid; valid: {', '.join(sorted(_REGISTRY))}")
+    check = _REGISTRY[builder].check
+    if check is not None:
+        check(study, where)

@@ -17,6 +17,8 @@ from mtl_pipelines.run import Run
 __all__ = [
     "Results",
     "bench_model",
+    "best_candidate",
+    "best_stl_runs",
     "delta_m",
     "directions",
     "groups",
@@ -25,6 +27,7 @@ __all__ = [
     "method_rows",
     "row_values",
     "stl_baseline",
+    "stl_for",
 ]
 
 
@@ -104,10 +107,31 @@ def delta_m(
 
 
 def groups(runs: Sequence[grid.RunSpec]) -> dict[tuple[str, str, str], list[grid.RunSpec]]:
-    """Runs by (benchmark, model, setting): one results table each."""
-    out: dict[tuple[str, str, str], list[grid.RunSpec]] = defaultdict(list)
+    """Runs by (benchmark, model, setting) of the MTL runs: one results table each, with the STL runs that are
+    their baseline (same benchmark and model, and the STL group of one of the table's runs: the same setting
+    by default; seed 001's STL runs follow their own lr grid, all in one group). Runs keep their order; a
+    study of STL runs only is grouped by the STL runs' setting."""
+    def key(run: grid.RunSpec) -> tuple[str, str, str]:
+        return (run.benchmark, run.model_key, run.setting)
+
+    mtl = [r for r in runs if not r.is_stl]
+    if not mtl:
+        only: dict[tuple[str, str, str], list[grid.RunSpec]] = defaultdict(list)
+        for run in runs:
+            only[key(run)].append(run)
+        return only
+    wanted: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for run in mtl:
+        wanted[key(run)].add(run.stl_group)
+    out: dict[tuple[str, str, str], list[grid.RunSpec]] = {k: [] for k in wanted}
     for run in runs:
-        out[(run.benchmark, run.model_key, run.setting)].append(run)
+        for k, stl_groups in wanted.items():
+            if run.is_stl:
+                belongs = (run.benchmark, run.model_key) == k[:2] and run.stl_group in stl_groups
+            else:
+                belongs = key(run) == k
+            if belongs:
+                out[k].append(run)
     return out
 
 
@@ -127,8 +151,51 @@ def method_rows(runs: Sequence[grid.RunSpec]) -> dict[str, list[grid.RunSpec]]:
     return rows
 
 
-def row_values(rows: Sequence[grid.RunSpec], results: Mapping[str, Any], part: str = "test") -> dict[int, dict]:
-    """Per seed: the flat metrics of a row (STL rows merge their single-task runs)."""
+def best_candidate(candidates: Sequence[Mapping[str, float]], hib: Mapping[str, bool]) -> int:
+    """Index of the best of several validation records of one task (seed 001 A3.2: one Adam STL per lr of a
+    grid, the best on validation is the baseline): the lowest Delta_m against the first candidate, the
+    criterion of :func:`mtl_pipelines.evaluate.best_stl_val` (for a one-metric task it orders the candidates
+    as the metric does)."""
+    from mtl_core.metrics import delta_m as core_delta_m
+
+    reference = candidates[0]
+    names = [n for n in reference if reference[n] != 0 and all(n in c for c in candidates)]
+    if len(candidates) == 1 or not names:
+        return 0
+    scores = [
+        core_delta_m({n: c[n] for n in names}, {n: reference[n] for n in names}, {n: hib[n] for n in names})
+        for c in candidates
+    ]
+    return min(range(len(candidates)), key=lambda i: (scores[i], i))
+
+
+def best_stl_runs(runs: Sequence[grid.RunSpec], results: Mapping[str, Any], hib: Mapping[str, bool]) -> list:
+    """The STL runs of ``runs`` that are the baseline: per seed and task, the one with the best validation
+    metrics (:func:`best_candidate`) where a task has several (an STL lr grid), else the only one."""
+    by_task: dict[tuple[int, str | None], list[grid.RunSpec]] = defaultdict(list)
+    for run in runs:
+        if run.is_stl:
+            by_task[(run.seed, run.task)].append(run)
+    chosen = []
+    for candidates in by_task.values():
+        if len(candidates) == 1:
+            chosen.append(candidates[0])
+            continue
+        vals = [flat(results[r.run_id]["eval"]["val"]) for r in candidates]
+        chosen.append(candidates[best_candidate(vals, hib)])
+    return [r for r in runs if any(r is c for c in chosen)]
+
+
+def row_values(
+    rows: Sequence[grid.RunSpec],
+    results: Mapping[str, Any],
+    part: str = "test",
+    hib: Mapping[str, bool] | None = None,
+) -> dict[int, dict]:
+    """Per seed: the flat metrics of a row (per-task rows merge their single-task runs; an STL row keeps the
+    best candidate per task and seed, see :func:`best_stl_runs`, which needs the directions ``hib``)."""
+    if any(r.is_stl for r in rows):
+        rows = best_stl_runs(rows, results, hib if hib is not None else getattr(results, "directions", {}))
     out: dict[int, dict[str, float]] = defaultdict(dict)
     for run in rows:
         out[run.seed].update(flat(results[run.run_id]["eval"][part]))
@@ -136,9 +203,16 @@ def row_values(rows: Sequence[grid.RunSpec], results: Mapping[str, Any], part: s
 
 
 def stl_baseline(runs: Sequence[grid.RunSpec], results: Mapping[str, Any], seed: int, part: str = "test") -> dict:
-    """The flat metrics of the STL runs of ``seed`` among ``runs`` (the Delta_m baseline)."""
-    base: dict[str, float] = {}
-    for run in runs:
-        if run.is_stl and run.seed == seed:
-            base.update(flat(results[run.run_id]["eval"][part]))
-    return base
+    """The flat metrics of the STL baseline of ``seed`` among ``runs`` (the Delta_m baseline): one STL run
+    per task, the best on validation where a task has several candidates (:func:`best_stl_runs`)."""
+    return row_values([r for r in runs if r.is_stl and r.seed == seed], results, part).get(seed, {})
+
+
+def stl_for(runs: Sequence[grid.RunSpec], run: grid.RunSpec) -> list[grid.RunSpec]:
+    """The STL runs among ``runs`` that can be ``run``'s baseline: same benchmark, model and STL group (any
+    seed; :func:`stl_baseline` picks the seed)."""
+    return [
+        r
+        for r in runs
+        if r.is_stl and r.benchmark == run.benchmark and r.model_key == run.model_key and r.stl_group == run.stl_group
+    ]

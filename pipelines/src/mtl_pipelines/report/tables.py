@@ -2,10 +2,12 @@
 Markdown, LaTeX and long-format CSV rows.
 
 A table may carry *banners*, labels shown once at the top (e.g. "the published numbers of this table were
-lost in extraction", or a pipeline-check label), the *data and scale* line of its runs, and *notes* shown
-below it. A table marked as a pipeline check (:attr:`Table.pipeline_check`) was run at a scale where its
-numbers cannot be compared with the paper's: it is labelled at the top and gets no distance figure (no
-gap column, no distance in the index).
+lost in extraction", or a pipeline-check label), the *data and scale* line of its runs, *notes* shown
+below it and the study's *deviations* from the paper's protocol (from the protocol facts,
+:func:`mtl_pipelines.facts.deviations`), listed under the table in every rendering. A table marked as a
+pipeline check (:attr:`Table.pipeline_check`) was run at a scale where its numbers cannot be compared with
+the paper's: it is labelled at the top and gets no distance figure (no gap column, no distance in the
+index).
 
 The *gap* between ours and the published cell is the difference ``ours - published`` for metrics,
 percentages and the paper's deltas (same units as the cell), or the ratio ``ours / published`` for
@@ -109,6 +111,7 @@ class Table:
     pipeline_check: str | None = None  # why the numbers cannot be compared with the paper's (None: they can)
     gap: str = "difference"  # how ours is compared with the published cell (a key of GAPS)
     data_scale: str | None = None  # "Data: ...; scale: ..." of the runs behind the table, shown at its top
+    deviations: list[str] = field(default_factory=list)  # where the runs deliberately differ from the paper
 
     def __post_init__(self) -> None:
         if len(self.columns) != len(self.higher):
@@ -205,6 +208,8 @@ class Table:
                 out.append(text)
             lines.append(f"| {row.name} | " + " | ".join(out) + " |")
         lines += [""] + [f"- {n}" for n in self.notes]
+        if self.deviations:
+            lines += ["", "Deviations from the paper's protocol:"] + [f"- {d}" for d in self.deviations]
         return "\n".join(lines) + "\n"
 
     def latex(self) -> str:
@@ -228,7 +233,9 @@ class Table:
                     text += f" ({_tex(cell.published.text)})"
                 out.append(text)
             lines.append(_tex(row.name) + " & " + " & ".join(out) + " \\\\")
-        lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+        lines += ["\\bottomrule", "\\end{tabular}"]
+        lines += [f"% deviation from the paper: {_tex(d)}" for d in self.deviations]
+        lines += ["\\end{table}"]
         return "\n".join(lines) + "\n"
 
     def csv_rows(self) -> list[dict[str, Any]]:
