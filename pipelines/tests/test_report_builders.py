@@ -493,3 +493,112 @@ def test_every_registered_builder_is_tested_here() -> None:
     tested = {"results", "delta_m", "pareto", "robustness", "cost", "diagnostics", "toy_convergence", "loss_scale"}
     tested |= {"sharpness"}  # through sharpness_table (its Hessian needs trained weights)
     assert set(registry.names()) == tested
+
+
+# ------------------------------------------------------------------------------------------------ STL groups
+def _swept(method: str, seed: int, lr: float, *, task: str | None = None, optimizer: str = "adam") -> grid.RunSpec:
+    """A run of a seed 001 sweep: MTL runs named by their lr setting, every STL run in one STL group."""
+    spec = run(method, seed, task=task, optimizer=optimizer, tag=f"-{lr:g}")
+    spec.config["optimizer"]["lr"] = lr
+    spec.setting = f"{'stl ' if method == 'stl' else ''}{optimizer} lr={lr:g}"
+    spec.stl_group = "STL (sweep)"
+    return spec
+
+
+def _eval(acc: float, err: float, val: tuple[float, float] | None = None, task: str | None = None) -> dict:
+    ev = {"test": {"A": {"acc": acc}, "B": {"err": err}}, "val": {"A": {"acc": val[0]}, "B": {"err": val[1]}}}
+    if task is not None:
+        ev = {part: {task: ms[task]} for part, ms in ev.items()}
+    return {"eval": ev}
+
+
+def test_results_select_the_best_lr_on_validation_per_method_and_optimizer() -> None:
+    """Seed 001 Tables A3-A6: one row per method and optimizer, at the lr of lowest validation Delta_m (mean
+    over seeds), against the STL of the best lr per task on validation; one table for all lr settings.
+
+    STL candidates (val): A at lr .01 acc .5, at lr .001 acc .8 -> lr .001 (test acc 0.7);
+                          B at lr .01 err 2.0, at lr .001 err 4.0 -> lr .01 (test err 1.0).
+    ls adam, val vs STL val (.8, 2.0): lr .1 (.8, 2.2) -> (0 + 10) / 2 = 5; lr .01 (.88, 1.8) -> -10: chosen.
+      its test (.77, 0.9) vs STL test (.7, 1.0): (-10 - 10) / 2 = -10.
+    ls sgd: one lr (.1), val (.4, 4.0) -> (50 + 100) / 2 = 75; test (.7, 1.0) -> 0.
+    """
+    entries = [
+        (_swept("stl", 0, 0.01, task="A"), _eval(0.6, 9.0, (0.5, 9.0), task="A")),
+        (_swept("stl", 0, 0.001, task="A"), _eval(0.7, 9.0, (0.8, 9.0), task="A")),
+        (_swept("stl", 0, 0.01, task="B"), _eval(9.0, 1.0, (9.0, 2.0), task="B")),
+        (_swept("stl", 0, 0.001, task="B"), _eval(9.0, 0.5, (9.0, 4.0), task="B")),
+        (_swept("ls", 0, 0.1), _eval(0.99, 0.1, (0.8, 2.2))),
+        (_swept("ls", 0, 0.01), _eval(0.77, 0.9, (0.88, 1.8))),
+        (_swept("ls", 0, 0.1, optimizer="sgd"), _eval(0.7, 1.0, (0.4, 4.0))),
+    ]
+    runs, results = results_of(entries)
+    study = {
+        "references": ["001_tableA3"],
+        "table": {"delta_m": "metric", "rows": "method x optimizer", "select": "best_val_delta_m_over_lr"},
+    }
+    (table,) = build("results", study, runs, results)
+    assert table.title == "T — b / m"  # one table over every lr setting
+    assert [r.name for r in table.rows] == ["STL", "ls (adam)", "ls (sgd)"]
+    assert table.cell("STL", "A/acc").mean == pytest.approx(0.7) and table.cell("STL", "B/err").mean == 1.0
+    assert table.cell("ls (adam)", "A/acc").mean == pytest.approx(0.77)
+    assert table.cell("ls (adam)", "Δm% (ours vs our STL)").mean == pytest.approx(-10.0)
+    assert table.cell("ls (sgd)", "Δm% (ours vs our STL)").mean == pytest.approx(0.0, abs=1e-12)
+    assert table.cell("ls (adam)", "lr").text == "0.01" and table.cell("ls (sgd)", "lr").text == "0.1"
+    ref = references.load("001_tableA3")
+    # the lr column: beside the lr the paper selected for the same method and optimizer (EW: adam 0.005, sgd 0.1)
+    assert table.cell("ls (adam)", "lr").published.text == "0.005"
+    assert table.cell("ls (sgd)", "lr").published.text == "0.1"
+    assert table.cell("ls (sgd)", "Δm% (ours vs our STL)").published.value == ref.value(
+        "DeltaM", method="ls", optimizer="sgd"
+    )
+
+
+def test_results_take_the_stl_baseline_of_the_runs_stl_group_not_of_their_setting() -> None:
+    """STL runs of their own protocol and lr grid (seed 001) are the baseline of every MTL setting of the block;
+    a table per MTL setting, none for the STL settings."""
+    entries = [
+        (_swept("stl", 0, 0.01, task="A"), _eval(0.8, 9.0, (0.8, 9.0), task="A")),
+        (_swept("stl", 0, 0.01, task="B"), _eval(9.0, 2.0, (9.0, 2.0), task="B")),
+        (_swept("ls", 0, 0.1), _eval(0.88, 1.8, (0.1, 0.1))),
+        (_swept("ls", 0, 0.01), _eval(0.8, 2.2, (0.1, 0.1))),
+    ]
+    runs, results = results_of(entries)
+    tables = build("results", {"table": {"delta_m": "metric"}}, runs, results)
+    assert [t.title for t in tables] == ["T — b / m / adam lr=0.1", "T — b / m / adam lr=0.01"]
+    assert [t.cell("ls", "Δm% (ours vs our STL)").mean for t in tables] == [pytest.approx(-10.0), pytest.approx(5.0)]
+    assert all(t.cell("STL", "A/acc").mean == 0.8 for t in tables)
+
+
+def test_results_options_are_checked_when_the_study_is_loaded() -> None:
+    for table, field in (
+        ({"delta_m": "both"}, "table.delta_m"),
+        ({"delta_m": ["task", "mean"]}, "table.delta_m"),
+        ({"delta_m": "metric", "select": "best_lr"}, "table.select"),
+        ({"delta_m": "metric", "select": "best_val_delta_m_over_lr"}, "go together"),
+        ({"rows": "method x optimizer", "select": "best_val_delta_m_over_lr"}, "table.delta_m must be set"),
+        ({"colums": "mean"}, "unknown field"),
+    ):
+        with pytest.raises(ValueError, match=field):
+            registry.check_study({"builder": "results", "table": table}, "studies/x.yaml")
+    with pytest.raises(ValueError, match=r"studies/x.yaml: table.exclude_below"):
+        registry.check_study({"builder": "pareto", "table": {"exclude_below": {"A/acc": "low"}}}, "studies/x.yaml")
+
+
+def test_cost_peak_memory_next_to_time() -> None:
+    mib = 2**20
+    entries = [
+        (run("ls", 0), {"final": {"seconds": 1.0, "steps": 1, "peak_memory": {"bytes": 100 * mib, "measure": "m"}}}),
+        (run("ls", 1), {"final": {"seconds": 1.0, "steps": 1, "peak_memory": {"bytes": 300 * mib, "measure": "m"}}}),
+        (
+            run("sam+ls", 0),
+            {"final": {"seconds": 3.0, "steps": 1, "peak_memory": {"bytes": 500 * mib, "measure": "m"}}},
+        ),
+    ]
+    runs, results = results_of(entries)
+    (table,) = build("cost", {"references": ["002_table3"]}, runs, results)
+    assert table.cell("ls", "peak MiB").mean == pytest.approx(200.0)
+    assert table.cell("ls", "peak MiB").std == pytest.approx(200 / SQRT2)
+    assert table.cell("sam+ls", "memory × LS").mean == pytest.approx(2.5)
+    assert table.cell("sam+ls", "× LS").mean == pytest.approx(3.0)
+    assert table.cell("sam+ls", "× LS").published.text == "C_{b}"  # 002 Table 3: G-SAM costs one more backward
+    assert any("peak memory of the training steps: m" in n for n in table.notes)

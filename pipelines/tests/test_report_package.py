@@ -267,7 +267,7 @@ def test_build_writes_the_files_of_each_study(tmp_path: Path, monkeypatch: pytes
     md = (tmp_path / "s1" / "table.md").read_text()
     assert (
         "### S1\n\n_Data: stand-in: x (tiny). Scale: epochs [2], seeds [0, 1]._\n" in md
-        and "| ls | **2 ± 0** | **1** |" in md
+        and "| ls | **2 ± 0** | **1** | – | – |" in md  # no peak memory recorded
         and "![efficiency](efficiency.png)" in md
     )
     s2 = (tmp_path / "s2" / "table.md").read_text()

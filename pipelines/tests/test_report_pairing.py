@@ -233,7 +233,7 @@ def test_delta_m_tables_pair_each_benchmark_cell_with_the_published_row_of_its_s
     checked = 0
     for study, runs, tables in study_tables(paper, "delta_m"):
         (table,) = tables
-        ref_id = [r for r in study["references"] if r in references.tables()][0]
+        ref_id = next(r for r in study["references"] if r in references.tables())
         for row in table.rows:
             for column, cell in zip(table.columns, row.cells):
                 bench = column.removesuffix(" Δm%")
@@ -277,7 +277,7 @@ def test_robustness_tables_pair_each_row_with_the_published_row_of_its_network(p
 def test_pareto_tables_pair_each_row_with_the_published_row_of_its_dataset_network_and_optimizer(
     paper: tuple,
 ) -> None:
-    ((study, runs, (overall, per_method)),) = study_tables(paper, "pareto")
+    ((_study, runs, (overall, per_method)),) = study_tables(paper, "pareto")
     for row in overall.rows:
         bench, model = row.name.split(" / ")
         (paper_row,) = [r for r in raw("001_table2")["rows"] if r["setting"] == {"dataset": bench, "model": model}]
@@ -302,7 +302,7 @@ def test_pareto_tables_pair_each_row_with_the_published_row_of_its_dataset_netwo
 
 
 def test_cost_tables_pair_each_method_with_its_estimators_published_overhead(paper: tuple) -> None:
-    ((study, runs, (table,)),) = study_tables(paper, "cost")
+    ((_study, runs, (table,)),) = study_tables(paper, "cost")
     overheads = {r["setting"]["estimator"]: r["values"][0] for r in raw("002_table3")["rows"]}
     seen = set()
     for row in table.rows:
@@ -320,8 +320,9 @@ def test_cost_tables_pair_each_method_with_its_estimators_published_overhead(pap
 def test_a_multi_dataset_table_pairs_each_benchmark_with_its_own_columns(paper: tuple) -> None:
     """000 Table 1: the MultiFashion, MultiMNIST and MultiFashion+MNIST tables each carry their own dataset's
     published cells (the old lookup put MultiFashion's beside every dataset)."""
-    ((study, _, tables),) = [s for s in study_tables(paper, "results") if s[0]["id"] == "000_table1"]
-    ls = {t.title.split(" — ")[1].split(" / ")[0]: t.cell("exact+mgda", "left/accuracy").published.value for t in tables}
+    ((_study, _, tables),) = [s for s in study_tables(paper, "results") if s[0]["id"] == "000_table1"]
+    mgda = {t.title.split(" — ")[1].split(" / ")[0]: t.cell("exact+mgda", "left/accuracy") for t in tables}
+    ls = {bench: cell.published.value for bench, cell in mgda.items()}
     expected = {}
     (row,) = [r for r in raw("000_table1")["rows"] if r["method"] == "exact+mgda"]
     for column, value in zip(_columns("000_table1"), row["values"]):
@@ -350,3 +351,40 @@ def test_both_delta_m_flavours_are_columns_and_finite(paper: tuple) -> None:
     row = next(r for r in table.rows if r.name != "STL")
     task_dm, metric_dm = table.cell(row.name, task_col).mean, table.cell(row.name, metric_col).mean
     assert math.isfinite(task_dm) and math.isfinite(metric_dm) and task_dm != pytest.approx(metric_dm)
+
+
+def test_a_run_shared_by_studies_is_named_as_each_study_names_it(paper: tuple) -> None:
+    """002 Table 13's SAMO-LS (rho 1e-3) is the same run as 002 Table 10's 'samo+ls rho=0.001': one run, but
+    each study's report pairs it under its own label and setting (Table 10: the rho = 1e-3 row)."""
+    _, _, plan = paper
+    t13 = next(r for r in plan.by_study["002_table13"] if r.label == "samo+ls")
+    (t10,) = [r for r in plan.by_study["002_table10"] if r.run_id == t13.run_id]
+    assert t10.label == "samo+ls rho=0.001" and t10.reference_setting == {"rho": 0.001}
+    assert t13.reference_setting == {} and {"002_table10", "002_table13"} <= plan.runs[t13.run_id].studies
+
+
+def test_deviations_are_printed_under_the_tables_in_markdown_and_html(tmp_path, monkeypatch) -> None:
+    from mtl_pipelines import facts
+    from mtl_pipelines.report import Cell, driver, html
+    from mtl_pipelines.report.index import StudySummary
+
+    (deviation,) = facts.deviations("002_table1")  # batch normalisation kept in the CelebA CNN
+    table = Table("T", ["x"], [None])
+    table.add("ls", [Cell(1.0)])
+    table.deviations = driver.deviation_lines("002_table1")
+    assert len(table.deviations) == 1 and deviation["reason"] in table.deviations[0]
+    assert deviation["field"] in table.deviations[0]
+    md = table.markdown()
+    assert md.index("Deviations from the paper's protocol:") > md.index("| ls |")
+    assert deviation["reason"] in md
+    page = html.render_study({"id": "s", "title": "S", "paper": "002"}, "p", [table], [], [])
+    assert 'class="deviations"' in page and html_escape(deviation["reason"]) in page
+    summary = StudySummary("s", "S", "real", "x", 1, "–", 0)
+    written = driver.write_study(tmp_path, {"id": "s", "title": "S", "paper": "002"}, "p", [table], [], [], summary)
+    assert deviation["reason"] in (tmp_path / "table.md").read_text() and written
+
+
+def html_escape(text: str) -> str:
+    from markupsafe import escape  # as the templates escape
+
+    return str(escape(text))

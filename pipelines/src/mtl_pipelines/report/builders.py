@@ -78,8 +78,10 @@ def check_results(study: Mapping[str, Any], where: str) -> None:
     if spec.get("rows", "method") not in ROW_KINDS:
         raise ValueError(f"{where}: table.rows {spec['rows']!r}; valid: {', '.join(ROW_KINDS)}")
     if (spec.get("select") is None) != (spec.get("rows", "method") == "method"):
-        raise ValueError(f"{where}: table.select and table.rows 'method x optimizer' go together (one row per method "
-                         "and optimizer, its setting selected)")
+        raise ValueError(
+            f"{where}: table.select and table.rows 'method x optimizer' go together (one row per method "
+            "and optimizer, its setting selected)"
+        )
     if spec.get("select") and not delta_m_weightings(spec):
         raise ValueError(f"{where}: table.select {spec['select']!r} selects on Delta_m: table.delta_m must be set")
     if spec.get("columns", "metrics") not in ("metrics", "mean"):

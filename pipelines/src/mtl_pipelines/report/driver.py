@@ -117,7 +117,8 @@ def build(profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]], inde
     summaries = []
     for study in studies:
         builder = registry.get(study["builder"])
-        runs = plan.by_study.get(study["id"], [])  # named as this study names them (a shared run has one id)
+        # named as this study names them (label, reference setting): a run shared by studies has one entry in runs
+        runs = plan.by_study.get(study["id"]) or [r for r in plan.runs.values() if study["id"] in r.studies]
         out = out_root / study["id"]
         missing = plan.unavailable.get(study["id"], [])
         tables: list[Table] = []

@@ -129,7 +129,10 @@ def paper_stl(ref: Any, dataset: str | None = None) -> dict[str, float]:
     return {
         f"{c.task}/{c.key}": float(cell.value)
         for c, cell in zip(ref.columns, rows[0].cells)
-        if c.kind == "metric" and c.key and c.task and cell.is_number
+        if c.kind == "metric"
+        and c.key
+        and c.task
+        and cell.is_number
         and (dataset is None or c.dataset in (None, dataset))
     }
 

@@ -111,6 +111,7 @@ def groups(runs: Sequence[grid.RunSpec]) -> dict[tuple[str, str, str], list[grid
     their baseline (same benchmark and model, and the STL group of one of the table's runs: the same setting
     by default; seed 001's STL runs follow their own lr grid, all in one group). Runs keep their order; a
     study of STL runs only is grouped by the STL runs' setting."""
+
     def key(run: grid.RunSpec) -> tuple[str, str, str]:
         return (run.benchmark, run.model_key, run.setting)
 
