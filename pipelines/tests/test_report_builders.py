@@ -602,3 +602,24 @@ def test_cost_peak_memory_next_to_time() -> None:
     assert table.cell("sam+ls", "× LS").mean == pytest.approx(3.0)
     assert table.cell("sam+ls", "× LS").published.text == "C_{b}"  # 002 Table 3: G-SAM costs one more backward
     assert any("peak memory of the training steps: m" in n for n in table.notes)
+
+
+def test_a_published_fraction_is_compared_with_our_percentage_as_a_percentage() -> None:
+    """Seed 001 Tables A3-A6 print mIoU as a fraction (STL 0.7122); our mIoU is in % (71.22): the published cell
+    is scaled to ours (its text keeps the printed number), and so is the paper's STL row for Delta_m."""
+    hib = {"segmentation/mIoU": True}
+    entries = [
+        (run("stl", 0, task="segmentation"), {"eval": {"test": {"segmentation": {"mIoU": 71.22}}}}),
+        (run("ls", 0), {"eval": {"test": {"segmentation": {"mIoU": 64.098}}}}),
+    ]
+    runs, _ = results_of(entries, hib)
+    results = Results(
+        {r.run_id: {"final": {}, "diagnostics": [], **res} for r, res in entries}, hib, {"segmentation/mIoU": "%"}
+    )
+    study = {"references": ["001_tableA3"], "table": {"delta_m": "metric"}}
+    (table,) = build("results", study, runs, results)
+    stl = table.cell("STL", "segmentation/mIoU")
+    assert stl.published.value == pytest.approx(71.22) and stl.published.text.startswith("0.7122")
+    assert stl.gap("difference") == pytest.approx(0.0, abs=1e-9)
+    # ours vs the paper's STL (71.22 %): mIoU 10 % lower -> Delta_m +10
+    assert table.cell("ls", "Δm% (ours vs paper STL)").mean == pytest.approx(10.0)

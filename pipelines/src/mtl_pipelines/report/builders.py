@@ -201,7 +201,8 @@ def results_table(
         higher: list[bool | None] = [
             hib[m] if m in hib else hib[next(x for x in metrics if x.endswith(m[5:]))] for m in metrics_shown
         ]
-        stl_of_paper = paper_stl(found, bench) if weightings else {}  # empty: no STL row (or numbers lost)
+        # empty when the reference has no STL row (or lost its numbers)
+        stl_of_paper = paper_stl(found, bench, results.units) if weightings else {}
         several = len(weightings) > 1
         for w in weightings:
             columns.append(_delta_m_column(w, "our STL", several))
@@ -229,7 +230,8 @@ def results_table(
                 else:
                     vals = [s.get(m) for s in seeds.values()]
                     task, metric = m.split("/", 1)
-                    paper = published(ref, row.method, task=task, metric=metric, **where) if ref else None
+                    unit = results.units.get(m)
+                    paper = published(ref, row.method, task=task, metric=metric, unit=unit, **where) if ref else None
                 mean, std = mean_std(vals)
                 if mean is not None:
                     means[m] = mean

@@ -14,7 +14,15 @@ from typing import Any
 
 from mtl_pipelines.report.tables import DASH, Published, Table
 
-__all__ = ["cite", "column_cell", "paper_row_setting", "paper_stl", "published", "reference_for", "study_references"]
+__all__ = [
+    "cite",
+    "column_cell",
+    "paper_row_setting",
+    "paper_stl",
+    "published",
+    "reference_for",
+    "study_references",
+]
 
 LOST = "lost"
 
@@ -73,11 +81,13 @@ def published(
     dataset: str | None = None,
     setting: Mapping[str, Any] | None = None,
     weighting: str | None = None,
+    unit: str | None = None,
 ) -> Published:
     """The published cell of ``method`` in the first column matching ``task``/``metric``, ``kind``,
     ``dataset``, ``setting`` and (for a Delta_m column) ``weighting``. The setting is matched against the
     row's *and* the column's settings: seed 001 Table 1 puts the optimizer in rows and the learning rate in
-    columns; a key the row or column does not fix matches."""
+    columns; a key the row or column does not fix matches. ``unit`` is our metric's unit: a cell the paper
+    prints as a fraction beside our percentage (seed 001 Tables A3-A6) is compared as a percentage."""
     if ref is None:
         return Published.none()
     wanted = setting or {}
@@ -95,14 +105,20 @@ def published(
                 continue
             if not _matches(col.setting, wanted):
                 continue
-            return _shown(cell)
+            return _shown(cell, 100.0 if col.unit == "fraction" and unit == "%" else 1.0)
     return Published.none()
 
 
-def _shown(cell: Any) -> Published:
+def _shown(cell: Any, scale: float = 1.0) -> Published:
+    """The cell as shown; ``scale`` converts the paper's unit to ours (the text keeps the printed number)."""
     if cell.is_number:
         std = f" ± {cell.std:g}" if cell.std is not None else ""
-        return Published(float(cell.value), cell.std, f"{cell.value}{std}")
+        converted = f" (= {float(cell.value) * scale:g} %)" if scale != 1.0 else ""
+        return Published(
+            float(cell.value) * scale,
+            cell.std * scale if cell.std is not None else None,
+            f"{cell.value}{std}{converted}",
+        )
     if cell.value is not None:  # a text cell
         return Published(None, None, str(cell.value))
     return Published(None, None, LOST if cell.missing == "lost in extraction" else DASH)
@@ -117,24 +133,24 @@ def column_cell(ref: Any, column: str | None, **row_setting: Any) -> Published:
     return _shown(rows[0].cell(column)) if len(rows) == 1 else Published.none()
 
 
-def paper_stl(ref: Any, dataset: str | None = None) -> dict[str, float]:
+def paper_stl(ref: Any, dataset: str | None = None, units: Mapping[str, str] | None = None) -> dict[str, float]:
     """The paper's STL row as ``{"task/metric": value}`` over the columns of ``dataset`` (a table of several
-    datasets, 000 Table 1, has one STL cell per dataset and metric); empty when the table has no single STL
-    row."""
+    datasets, 000 Table 1, has one STL cell per dataset and metric), in our ``units`` (a fraction beside our
+    percentage is scaled by 100); empty when the table has no single STL row."""
     if ref is None:
         return {}
     rows = ref.find_rows("stl")
     if len(rows) != 1:
         return {}
-    return {
-        f"{c.task}/{c.key}": float(cell.value)
-        for c, cell in zip(ref.columns, rows[0].cells)
-        if c.kind == "metric"
-        and c.key
-        and c.task
-        and cell.is_number
-        and (dataset is None or c.dataset in (None, dataset))
-    }
+    out = {}
+    for c, cell in zip(ref.columns, rows[0].cells):
+        if c.kind != "metric" or not (c.key and c.task and cell.is_number):
+            continue
+        if dataset is not None and c.dataset not in (None, dataset):
+            continue
+        name = f"{c.task}/{c.key}"
+        out[name] = float(cell.value) * (100.0 if c.unit == "fraction" and (units or {}).get(name) == "%" else 1.0)
+    return out
 
 
 def paper_row_setting(ref: Any, method: str, setting: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -34,11 +34,12 @@ __all__ = [
 @dataclass(frozen=True)
 class Results(Mapping[str, Mapping[str, Any]]):
     """The evaluated runs of a study, by run id: ``{"eval": eval.json, "final": final.json,
-    "diagnostics": [diagnostics.jsonl records]}``, and the direction of every ``task/metric``
-    (``directions[name]``: True when higher is better)."""
+    "diagnostics": [diagnostics.jsonl records]}``, the direction of every ``task/metric``
+    (``directions[name]``: True when higher is better) and its unit (``units[name]``, e.g. ``%``)."""
 
     runs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     directions: Mapping[str, bool] = field(default_factory=dict)
+    units: Mapping[str, str] = field(default_factory=dict)
 
     def __getitem__(self, run_id: str) -> Mapping[str, Any]:
         return self.runs[run_id]
@@ -56,14 +57,25 @@ def load_results(profile: Mapping[str, Any], runs: Mapping[str, grid.RunSpec]) -
     # through the run layer: every file is checked against the run's config (a final.json or eval.json of
     # another config is refused)
     out = {run_id: Run(grid.run_dir(profile, run_id), run.config).read_results() for run_id, run in runs.items()}
-    return Results(out, directions(list(runs.values())))
+    specs = list(runs.values())
+    return Results(out, directions(specs), units(specs))
 
 
 def directions(runs: Sequence[grid.RunSpec]) -> dict[str, bool]:
     """``{"task/metric": higher_is_better}`` of the test split of every dataset the runs use."""
+    return {name: metric.higher_is_better for name, metric in _metrics(runs).items()}
+
+
+def units(runs: Sequence[grid.RunSpec]) -> dict[str, str]:
+    """``{"task/metric": unit}`` (``mtl_data`` metric units: ``%`` for percentages in [0, 100])."""
+    return {name: metric.unit for name, metric in _metrics(runs).items()}
+
+
+def _metrics(runs: Sequence[grid.RunSpec]) -> dict[str, Any]:
+    """``{"task/metric": mtl_data Metric}`` of the test split of every dataset the runs use."""
     import mtl_data
 
-    out: dict[str, bool] = {}
+    out: dict[str, Any] = {}
     done: set[str] = set()
     for run in runs:
         ds = run.config["dataset"]
@@ -72,8 +84,8 @@ def directions(runs: Sequence[grid.RunSpec]) -> dict[str, bool]:
         options = {**ds.get("options", {}), **ds.get("split_options", {}).get("test", {})}
         dataset = mtl_data.create(ds["name"], split="test", root=ds.get("root"), **options)
         for task, spec in dataset.tasks.items():
-            for metric, hib in spec.higher_is_better.items():
-                out[f"{task}/{metric}"] = hib
+            for metric in spec.metrics:
+                out[f"{task}/{metric.name}"] = metric
         done.add(ds["name"])
     return out
 
