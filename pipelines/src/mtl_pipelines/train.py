@@ -28,6 +28,7 @@ from torch import Tensor
 from mtl_pipelines.config import resolve
 from mtl_pipelines.data import batch_size_of, build_split, epoch_generator
 from mtl_pipelines.memory import PeakMemory, run_peak
+from mtl_pipelines.representation import RepresentationRows
 from mtl_pipelines.run import CHECKPOINT, FINAL, Run, evaluate_model, place, seed_everything, set_rng_state
 
 __all__ = ["NonFiniteLossError", "RunResult", "gradient_diagnostics", "train"]
@@ -141,16 +142,19 @@ def train(
     run.write_history(history, diagnostics, curves(history))
 
     all_tasks = list(tasks)
+    z_rows = RepresentationRows()
 
     def close(x: Any, targets: Mapping[str, Tensor], epoch: int, index: int) -> Callable[..., dict[str, Tensor]]:
         # task-restricted (mtl_core.step.LossClosure): the SAM family's per-task passes ask for one task and
         # run one head; {task: loss} keeps each loss its own graph root (per-task backwards cross one head)
         def closure(_model: Any = None, tasks: Sequence[str] | None = None) -> dict[str, Tensor]:
             names = all_tasks if tasks is None else list(tasks)
-            predictions = model(x) if tasks is None else model(x, tasks=names)
+            with z_rows.capture(model, full=tasks is None):  # d L_i / d z of a diagnosed step (representation.py)
+                predictions = model(x) if tasks is None else model(x, tasks=names)
             losses = {t: specs[t].loss(predictions[t], targets[t]) for t in names}
             # checked here, before any method (or optimizer) sees a non-finite value
             _check_finite(torch.stack([v.detach() for v in losses.values()]), names, epoch, index, checkpoint)
+            z_rows.compute(losses)
             return losses
 
         return closure
@@ -185,9 +189,11 @@ def train(
             n = batch_size_of(x)
             x, targets = place(x, on), place(targets, on)
             diagnose = bool(every) and global_step % every == 0 and len(tasks) > 1
+            z_rows.arm(diagnose)
             result = step.step(close(x, targets, epoch, i), rows=diagnose)
             if diagnose:
                 diagnostics.append({"epoch": epoch + 1, "step": global_step + 1, **gradient_diagnostics(result.rows)})
+                diagnostics[-1]["z"] = gradient_diagnostics(z_rows.rows) if z_rows.rows is not None else None
             loss_sum += result.losses.double() * n
             seen += n
             steps += 1

@@ -593,19 +593,28 @@ def diagnostics(
 ) -> list[Table]:
     """Gradient diagnostics over training, pooled over every record (epoch) of every seed of a row: mean ± std
     of the pairwise cosines, magnitude similarities, the per-record conflict share and the finite condition
-    numbers (seed 003's condition number of the gradient system)."""
+    numbers (seed 003's condition number of the gradient system), of the task gradients w.r.t. the shared
+    parameters and, in a row of its own, w.r.t. the shared representation z where the runs recorded them
+    (seed 004 Fig. 2; :mod:`mtl_pipelines.representation`)."""
     table = Table(
         study["title"], ["cosine", "magnitude sim.", "conflict %", "condition number"], [None, None, None, None]
     )
     for label, rows in method_rows(runs).items():
         records = [d for r in rows for d in results[r.run_id]["diagnostics"]]
-        cos = [c for d in records for c in d["cosine"]]
-        mag = [c for d in records for c in d["magnitude_similarity"]]
-        cond = [d["condition_number"] for d in records if math.isfinite(d["condition_number"])]
-        conflict = [conflict_percent(d["cosine"]) for d in records]
-        table.add(
-            f"{label} ({rows[0].benchmark})",
-            [Cell(*mean_std(cos)), Cell(*mean_std(mag)), Cell(*mean_std(conflict)), Cell(*mean_std(cond))],
-            rank=False,
-        )
+        wrt_z = [d["z"] for d in records if d.get("z")]
+        for name, pooled in (
+            (f"{label} ({rows[0].benchmark})", records),
+            (f"{label} ({rows[0].benchmark}, ∂/∂z)", wrt_z),
+        ):
+            if not pooled and name.endswith("∂/∂z)"):
+                continue
+            cos = [c for d in pooled for c in d["cosine"]]
+            mag = [c for d in pooled for c in d["magnitude_similarity"]]
+            cond = [d["condition_number"] for d in pooled if math.isfinite(d["condition_number"])]
+            conflict = [conflict_percent(d["cosine"]) for d in pooled]
+            table.add(
+                name,
+                [Cell(*mean_std(cos)), Cell(*mean_std(mag)), Cell(*mean_std(conflict)), Cell(*mean_std(cond))],
+                rank=False,
+            )
     return [table]

@@ -128,7 +128,8 @@ def build(profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]], inde
         if (not missing) if builder.probe else bool(runs):
             results = load_results(profile, {r.run_id: r for r in runs}) if runs else Results()
             tables = builder.tables(study, profile, runs, results)
-            figures = builder.figures(study, runs, results, tables, out) if builder.figures and runs else []
+            drawn = builder.figures is not None and (bool(runs) or builder.probe)
+            figures = builder.figures(study, runs, results, tables, out) if drawn else []
             for table in tables:  # the protocol facts this study deliberately does not follow
                 table.deviations = table.deviations or deviation_lines(study["id"])
             if runs:

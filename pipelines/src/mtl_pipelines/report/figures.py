@@ -24,7 +24,14 @@ from mtl_pipelines.evaluate import flat
 from mtl_pipelines.report.results import Results, bench_model, method_rows
 from mtl_pipelines.report.tables import Table
 
-__all__ = ["corruption_heatmaps", "diagnostics_over_training", "efficiency", "parallel_coordinates"]
+__all__ = [
+    "corruption_heatmaps",
+    "diagnostics_over_training",
+    "efficiency",
+    "parallel_coordinates",
+    "task_cosine_heatmaps",
+    "toy_trajectories",
+]
 
 
 def _pyplot() -> Any:
@@ -162,3 +169,75 @@ def corruption_heatmaps(
 
 def _value(value: float | None) -> float:
     return float("nan") if value is None else float(value)
+
+
+def _contour(ax: Any, problem: Any, weights: Sequence[float] | None = None) -> None:
+    """Filled contours of the (weighted) summed task losses over the problem's box."""
+    import torch
+
+    (x_lo, x_hi), (y_lo, y_hi) = problem.bounds or problem.search_box
+    xs, ys = np.linspace(x_lo, x_hi, 200), np.linspace(y_lo, y_hi, 200)
+    grid_points = torch.tensor(np.stack(np.meshgrid(xs, ys), axis=-1), dtype=torch.float64)
+    with torch.no_grad():
+        losses = problem.losses(grid_points).numpy()
+    total = losses.sum(-1) if weights is None else losses @ np.asarray(weights)
+    ax.contourf(xs, ys, total, levels=30, cmap="Greys_r", alpha=0.8)
+    ax.set_xlim(x_lo, x_hi)
+    ax.set_ylim(y_lo, y_hi)
+
+
+def toy_trajectories(
+    study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Results, tables: list[Table], out: Path
+) -> list[Path]:
+    """``toy_trajectories.png``: each trajectory of the toy probe's table on the contours of its objective, the
+    paper's starting points as stars (seed 002 Fig. 1, seed 003 Fig. 1 / Fig. 6)."""
+    (table,) = tables
+    payload = table.payload or {}
+    panels: list[tuple[str, Any, list[Any]]] = []
+    if "problem" in payload:  # one problem, several runs (002 Fig. 1)
+        panels.append(("", payload["problem"], list(payload["trajectories"].items())))
+    else:  # one panel per (method, task scale) (003 Fig. 6)
+        for (label, scale), (problem, trajectory) in payload.get("trajectories", {}).items():
+            panels.append((f"{label}, s={scale:g}", problem, [(label, trajectory)]))
+    if not panels:
+        return []
+    fig, axes = figure(len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
+    for ax, (title, problem, drawn) in zip(axes[0], panels):
+        _contour(ax, problem)
+        for (label, trajectory), color in zip(drawn, ("tab:red", "tab:blue", "tab:orange", "tab:green")):
+            points = trajectory.points
+            for s in range(points.shape[1]):
+                ax.plot(points[:, s, 0], points[:, s, 1], color=color, lw=1.2, label=label if s == 0 else None)
+                ax.plot(points[-1, s, 0], points[-1, s, 1], "o", color=color, ms=4)
+        starts = np.asarray(payload.get("starts", []), dtype=float)
+        if starts.size:
+            ax.plot(starts[:, 0], starts[:, 1], "*", color="gold", ms=11, mec="black", label="start (paper)")
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("x1")
+        ax.set_ylabel("x2")
+    axes[0][0].legend(fontsize=6, loc="upper right")
+    return [save(fig, out / "toy_trajectories.png")]
+
+
+def task_cosine_heatmaps(
+    study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Results, tables: list[Table], out: Path
+) -> list[Path]:
+    """``task_cosines.png``: each measured K x K cosine matrix of the task gradients (mean over seeds), one
+    panel per row of the table (seed 002 Figs. 2 and 5: LS beside LS with SAM), on one colour scale
+    [-1, 1] centred on 0."""
+    from matplotlib.colors import CenteredNorm
+
+    (table,) = tables
+    matrices = (table.payload or {}).get("matrices", {})
+    if not matrices:
+        return []
+    fig, axes = figure(len(matrices), figsize=(3.4 * len(matrices), 3.2), squeeze=False)
+    norm = CenteredNorm(vcenter=0.0, halfrange=1.0)
+    image = None
+    for ax, (label, (tasks, matrix)) in zip(axes[0], matrices.items()):
+        image = ax.imshow(matrix, cmap="RdBu_r", norm=norm)
+        ax.set_xticks(range(len(tasks)), tasks, rotation=60, ha="right", fontsize=6)
+        ax.set_yticks(range(len(tasks)), tasks, fontsize=6)
+        ax.set_title(label, fontsize=8)
+    fig.colorbar(image, ax=axes[0].tolist(), label="cosine of the task gradients")
+    return [save(fig, out / "task_cosines.png")]

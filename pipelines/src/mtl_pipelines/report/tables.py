@@ -112,6 +112,7 @@ class Table:
     gap: str = "difference"  # how ours is compared with the published cell (a key of GAPS)
     data_scale: str | None = None  # "Data: ...; scale: ..." of the runs behind the table, shown at its top
     deviations: list[str] = field(default_factory=list)  # where the runs deliberately differ from the paper
+    payload: Any = field(default=None, repr=False)  # what the builder's figure draws (not rendered in tables)
 
     def __post_init__(self) -> None:
         if len(self.columns) != len(self.higher):
