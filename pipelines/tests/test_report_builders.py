@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from mtl_pipelines import grid, probes, references
 from mtl_pipelines.report import Results, Table, builders, registry
@@ -492,6 +493,8 @@ def test_sharpness_table_means_over_seeds_beside_the_published_epoch_row() -> No
 def test_every_registered_builder_is_tested_here() -> None:
     tested = {"results", "delta_m", "pareto", "robustness", "cost", "diagnostics", "toy_convergence", "loss_scale"}
     tested |= {"sharpness"}  # through sharpness_table (its Hessian needs trained weights)
+    tested |= {"toy_sam", "toy_aligned"}
+    tested |= {"task_cosines"}  # through task_cosine_table (its gradients need trained weights)
     assert set(registry.names()) == tested
 
 
@@ -623,3 +626,66 @@ def test_a_published_fraction_is_compared_with_our_percentage_as_a_percentage() 
     assert stl.gap("difference") == pytest.approx(0.0, abs=1e-9)
     # ours vs the paper's STL (71.22 %): mIoU 10 % lower -> Delta_m +10
     assert table.cell("ls", "Δm% (ours vs paper STL)").mean == pytest.approx(10.0)
+
+
+def test_toy_sam_ends_ls_in_the_sharp_well_and_ls_with_sam_on_the_flat_part(tmp_path) -> None:
+    """Seed 002 Fig. 1 with mtl_core's step rule (500 Adam steps, lr 0.1, rho 1.5): both end Pareto stationary;
+    LS in the sharp well of f2 at (-4, 0), LS with SAM rho away from it on the flat part (largest Hessian
+    eigenvalue of f1 + f2 two orders smaller), as the paper's figure shows."""
+    (table,) = build("toy_sam", {}, [], Results(), {})
+    ls, sam = table.row("LS"), table.row("LS+SAM")
+    x1 = table.columns.index("x1")
+    assert ls.cells[x1].mean == pytest.approx(-4.0, abs=0.05)
+    assert sam.cells[x1].mean > -3.0
+    stationarity = table.columns.index("Pareto stationarity")
+    assert ls.cells[stationarity].mean < 1e-3 and sam.cells[stationarity].mean < 1e-2
+    lam = table.columns.index("λ_max(∇²(f1 + f2))")
+    assert ls.cells[lam].mean > 30 * sam.cells[lam].mean
+    # an independent Hessian of f1 + f2 at LS's end point, by finite differences of the analytic gradient
+    from mtl_core.toy import samo_losses
+
+    x = torch.tensor([ls.cells[x1].mean, ls.cells[x1 + 1].mean], dtype=torch.float64)
+
+    def grad(v):
+        v = v.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(samo_losses(v).sum(), v)
+        return g
+
+    h = 1e-5
+    hessian = torch.stack([(grad(x + h * e) - grad(x - h * e)) / (2 * h) for e in torch.eye(2, dtype=torch.float64)])
+    assert ls.cells[lam].mean == pytest.approx(float(torch.linalg.eigvalsh(hessian).max()), rel=1e-4)
+    from mtl_pipelines.report import figures
+
+    (png,) = figures.toy_trajectories({}, [], Results(), [table], tmp_path)
+    assert png.name == "toy_trajectories.png" and png.stat().st_size > 0
+
+
+def test_toy_aligned_counts_the_starts_that_reach_the_weighted_optimum() -> None:
+    """Seed 003 Fig. 1 / App. C, scaled down: a start counts when its weighted objective ends within tol of the
+    global minimum. Checked against the trajectories run here with mtl_core.toy directly."""
+    from mtl_core.toy import ALIGNED_MTL_STARTS, cagrad_toy, run_toy
+
+    settings = {"iterations": 150, "lr": 0.05, "scales": [0.5], "methods": ["ls", "aligned_mtl"], "tol": 0.1}
+    (table,) = build("toy_aligned", {}, [], Results(), {"probes": {"toy_aligned": settings}})
+    assert [r.name for r in table.rows] == ["Uniform", "Aligned-MTL"]
+    for label, method in (("Uniform", "ls"), ("Aligned-MTL", "aligned_mtl")):
+        problem = cagrad_toy(task_scales=(0.5, 0.5), starts=ALIGNED_MTL_STARTS)
+        trajectory = run_toy(problem, method, optimizer="adam", lr=0.05, iterations=150)
+        gaps = trajectory.losses.mean(-1)[-1] - problem.global_minimum[1]
+        assert table.cell(label, "reached s=0.5").text == f"{int((gaps < 0.1).sum())} / 5"
+        assert table.cell(label, "max gap s=0.5").mean == pytest.approx(float(gaps.max()))
+
+
+def test_task_cosine_table_from_the_measured_matrices() -> None:
+    """Seed 002 Figs. 2 / 5: off-diagonal cosines of each seed's matrix -> mean, min and conflict share, then
+    mean ± std over seeds. LS seed 0: pairs (.5, -.5, .2) -> mean .0667, min -.5, 33.3%; seed 1: (.1, .1, .1) ->
+    .1, .1, 0%."""
+    m0 = np.array([[1, 0.5, -0.5], [0.5, 1, 0.2], [-0.5, 0.2, 1]])
+    m1 = np.array([[1, 0.1, 0.1], [0.1, 1, 0.1], [0.1, 0.1, 1]])
+    tasks = ["a", "b", "c"]
+    table = probes.task_cosine_table({"title": "T"}, {"LS": [(tasks, m0), (tasks, m1)]})
+    assert table.cell("LS", "mean cosine").mean == pytest.approx((0.2 / 3 + 0.1) / 2)
+    assert table.cell("LS", "min cosine").mean == pytest.approx((-0.5 + 0.1) / 2)
+    assert table.cell("LS", "conflicting pairs %").mean == pytest.approx(100 / 6)
+    tasks_out, mean_matrix = table.payload["matrices"]["LS"]
+    assert tasks_out == tasks and mean_matrix[0, 2] == pytest.approx(-0.2)

@@ -1,5 +1,7 @@
 """Studies that are not tables of trained runs: the CAGrad toy (seed 001 Tables 1/A7), the loss-scale
-invariance probe (seed 001 Figs. A1/A2) and the Hessian sharpness of trained runs (seed 002 Table 1).
+invariance probe (seed 001 Figs. A1/A2), the Hessian sharpness of trained runs (seed 002 Table 1), the toy
+figures of seed 002 (Fig. 1, LS vs LS with SAM) and seed 003 (Fig. 1 / App. C, the synthetic example per
+method and task weighting), and the task-gradient cosines of trained runs (seed 002 Figs. 2 / 5).
 
 They call :mod:`mtl_core.toy` and :mod:`mtl_core.analysis`; the profile's ``probes`` section scales them
 (iteration budget, learning rates, epochs) so the default profile stays small. Each is a report builder
@@ -217,6 +219,12 @@ def toy_aligned(
 
     settings = {**TOY_ALIGNED_SETTINGS, **profile.get("probes", {}).get("toy_aligned", {})}
     wanted = settings.get("methods", list(TOY_ALIGNED_METHODS.values()))
+    unknown = sorted(set(wanted) - set(TOY_ALIGNED_METHODS.values()))
+    if unknown:
+        raise ValueError(
+            f"profile {profile.get('name')!r}: probes.toy_aligned.methods {unknown} are not methods of seed 003 "
+            f"App. C; valid: {list(TOY_ALIGNED_METHODS.values())}"
+        )
     methods = {k: v for k, v in TOY_ALIGNED_METHODS.items() if v in wanted}
     scales = [float(s) for s in settings["scales"]]
     columns = [f"{kind} s={s:g}" for s in scales for kind in ("reached", "max gap")]
@@ -254,3 +262,64 @@ def toy_aligned(
     table.notes += [f"failed: {f}" for f in failures]
     table.payload = {"trajectories": trajectories, "starts": list(ALIGNED_MTL_STARTS)}
     return [table]
+
+
+@register("task_cosines", probe=True, figures=figures.task_cosine_heatmaps)
+def task_cosines(
+    study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Mapping[str, Any]
+) -> list[Table]:
+    """Seed 002 Figs. 2 and 5: the cosine similarities of the task gradients (w.r.t. the shared parameters) at
+    each trained run's final weights, on the first training batch (as the sharpness probe takes it); one
+    matrix per row label (LS, LS with SAM; the study's blocks train 5, 10 and 15 epochs), mean over seeds."""
+    from mtl_core import jacobian
+    from mtl_core.analysis import cosine_similarity_matrix
+    from mtl_pipelines.data import build_split, epoch_generator
+    from mtl_pipelines.run import Run, place
+
+    measured: dict[str, list[tuple[list[str], Any]]] = {}
+    for run in runs:
+        config = run.config
+        trained = Run(grid.run_dir(profile, run.run_id), config)
+        on = trained.device("auto")
+        split = build_split(config["dataset"], config["dataset"]["splits"]["train"], config["dataset"].get("tasks"))
+        model = trained.trained_model(split, on)
+        x, targets = next(
+            iter(split.batches(config["train"]["batch_size"], shuffle=True, generator=epoch_generator(0, 0)))
+        )
+        x, targets = place(x, on), place(targets, on)
+        predictions = model(x)
+        tasks = list(targets)
+        losses = [split.dataset.tasks[t].loss(predictions[t], targets[t]) for t in tasks]
+        shared = [p for p in model.shared_parameters() if p.requires_grad]
+        grads = jacobian(losses, shared).detach().double()
+        measured.setdefault(run.label, []).append((tasks, cosine_similarity_matrix(grads).cpu().numpy()))
+    return [task_cosine_table(study, measured)]
+
+
+def task_cosine_table(study: Mapping[str, Any], measured: Mapping[str, Sequence[tuple[list[str], Any]]]) -> Table:
+    """The cosine table from ``{row label: [(tasks, K x K cosine matrix) per seed]}``: mean ± std over seeds of
+    the mean off-diagonal cosine and of the share of conflicting pairs (cosine < 0); the seed-mean matrices
+    go to the figure."""
+    import numpy as np
+
+    table = Table(study["title"], ["mean cosine", "min cosine", "conflicting pairs %"], [True, True, False])
+    matrices = {}
+    for label, per_seed in measured.items():
+        tasks = per_seed[0][0]
+        k = len(tasks)
+        upper = [m[np.triu_indices(k, 1)] for _, m in per_seed]
+        table.add(
+            label,
+            [
+                Cell(*mean_std([float(u.mean()) for u in upper])),
+                Cell(*mean_std([float(u.min()) for u in upper])),
+                Cell(*mean_std([100.0 * float((u < 0).mean()) for u in upper])),
+            ],
+        )
+        matrices[label] = (tasks, np.mean([m for _, m in per_seed], axis=0))
+    table.notes.append(
+        "task gradients w.r.t. the shared parameters at the final weights, first training batch; the paper's "
+        "figures give no numbers: the claim is that LS with SAM has the higher cosines"
+    )
+    table.payload = {"matrices": matrices}
+    return table
