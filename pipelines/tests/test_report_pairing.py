@@ -388,3 +388,17 @@ def html_escape(text: str) -> str:
     from markupsafe import escape  # as the templates escape
 
     return str(escape(text))
+
+
+def test_the_index_lists_what_is_not_reproduced_with_the_reason(tmp_path) -> None:
+    """Seed 003 Table 5 (Meta-World MT10) has no study: the index says so, with the reason, in md and html."""
+    from mtl_pipelines.report.index import write_index
+    from mtl_pipelines.report.scope import not_reproduced
+
+    (entry,) = [e for e in not_reproduced() if e["reference"] == "003_table5"]
+    assert "metaworld" in entry["reason"] and entry["reference"] in references.tables()
+    assert not any("003_table5" in s.get("references", []) for s in grid.load_studies().values())
+    write_index({"name": "p"}, [], tmp_path)
+    md = (tmp_path / "index.md").read_text()
+    assert "## Not reproduced here" in md and f"seed 003 {entry['table']}: {entry['reason']}" in md
+    assert entry["table"] in (tmp_path / "index.html").read_text()

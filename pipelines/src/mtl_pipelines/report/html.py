@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mtl_pipelines.report.index import PIPELINE_CHECK, VERDICTS
+from mtl_pipelines.report.scope import not_reproduced
 from mtl_pipelines.report.tables import Table
 
 __all__ = ["render_index", "render_study"]
@@ -65,6 +66,7 @@ def render_index(profile: Mapping[str, Any], summaries: Sequence[Any]) -> str:
         profile={"description": "", **profile},
         summaries=list(summaries),
         verdicts=[v for s in summaries for v in s.verdicts],
+        not_reproduced=not_reproduced(),
         verdict_names=VERDICTS,
         pipeline_check=PIPELINE_CHECK,
     )

@@ -131,6 +131,12 @@ def write_index(profile: Mapping[str, Any], summaries: Sequence[StudySummary], o
             f"| [{row.id}]({row.id}/table.md) | {row.title} | {row.data} | {row.scale} | "
             f"{row.runs} | {row.distance} | {row.not_run} |"
         )
+    from mtl_pipelines.report.scope import not_reproduced
+
+    skipped = not_reproduced()
+    if skipped:
+        lines += ["", "## Not reproduced here", ""]
+        lines += [f"- seed {e['seed']} {e['table']}: {e['reason']}" for e in skipped]
     lines += [
         "",
         "Published numbers come from `mtl_pipelines.references` (transcribed from the seed texts); a "
