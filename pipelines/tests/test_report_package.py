@@ -136,9 +136,13 @@ def test_registry_has_every_builder_once_with_probes_flagged() -> None:
             "toy_convergence",
             "loss_scale",
             "sharpness",
+            "toy_sam",
+            "toy_aligned",
+            "task_cosines",
         ]
     )
-    assert {n for n in registry.names() if registry.get(n).probe} == {"toy_convergence", "loss_scale", "sharpness"}
+    probes = {"toy_convergence", "loss_scale", "sharpness", "toy_sam", "toy_aligned", "task_cosines"}
+    assert {n for n in registry.names() if registry.get(n).probe} == probes
     with pytest.raises(ValueError, match="unknown builder 'nope'; valid: cost, delta_m, diagnostics, loss_scale"):
         registry.get("nope")
 
