@@ -457,7 +457,9 @@ def study_runs(profile: Mapping[str, Any], study: Mapping[str, Any]) -> tuple[li
 
 
 def run_dir(profile: Mapping[str, Any], run_id: str) -> Path:
-    return Path(profile["results_dir"]) / "runs" / run_id
+    """``<results>/runs/<run_id>``; a run id that is not one safe path component is refused."""
+    runs_root = Path(profile["results_dir"]) / "runs"
+    return io.check_within(runs_root / io.check_name(run_id, "run id"), runs_root, "run directory")
 
 
 def configs_dir(profile: Mapping[str, Any]) -> Path:
@@ -467,8 +469,9 @@ def configs_dir(profile: Mapping[str, Any]) -> Path:
 def write_configs(profile: Mapping[str, Any], runs: Mapping[str, RunSpec]) -> int:
     """Write ``<results>/configs/<run_id>.yaml`` for every run whose file is missing or differs."""
     written = 0
+    root = configs_dir(profile)
     for run in runs.values():
-        path = configs_dir(profile) / f"{run.run_id}.yaml"
+        path = io.check_within(root / f"{io.check_name(run.run_id, 'run id')}.yaml", root, "run config")
         text = yaml.safe_dump(run.config, sort_keys=False)
         if not path.exists() or path.read_text() != text:
             io.write_text(path, text)
@@ -491,29 +494,55 @@ def stl_runs_for(runs: Mapping[str, RunSpec], run: RunSpec) -> list[RunSpec]:
     ]
 
 
-def prepare(dataset: str, *, root: str | None = None, profile: str = "default", stamp: str | None = None) -> str:
-    """Make a dataset ready: ``mtl_data.prepare`` for real data (checksums), or render every split of a
-    stand-in into its cache. ``dataset`` is a dataset name or a benchmark key of ``profile``."""
+def _prepare_target(name: str, root: str | None, prof: Mapping[str, Any]) -> dict[str, Any]:
+    """The dataset config ``mtl prepare <name>`` works on. A benchmark key of the profile gives its dataset
+    (e.g. the stand-in the default profile maps ``nyuv2`` to), except where the key also names a real
+    dataset and the profile has no data for it (an ``unavailable`` entry) or ``--root`` points at real files:
+    then it is that dataset (the key must not shadow the real name)."""
     import mtl_data
 
-    prof = load_profile(profile)
-    if dataset in prof["benchmarks"]:
-        cfg = prof["benchmarks"][dataset]["dataset"]
-    elif dataset in mtl_data.names():
-        cfg = {"name": dataset, "root": root, "options": {}}
-    else:
+    benchmark = prof["benchmarks"].get(name)
+    is_dataset = name in mtl_data.names()
+    if benchmark is not None and "dataset" in benchmark and not (is_dataset and root is not None):
+        cfg = dict(benchmark["dataset"])
+        return cfg if root is None else {**cfg, "root": root}
+    if is_dataset:
+        return {"name": name, "root": root, "options": {}}
+    if benchmark is not None:  # a benchmark key without data in this profile, and no dataset of that name
         raise ValueError(
-            f"unknown dataset {dataset!r}; valid: benchmarks of profile {profile!r} "
-            f"{list(prof['benchmarks'])} or datasets {mtl_data.names()}"
+            f"benchmark {name!r} has no data in profile {prof['name']!r}: {benchmark.get('unavailable', benchmark)}"
         )
-    if root is not None:
-        cfg = {**cfg, "root": root}
+    raise ValueError(
+        f"unknown dataset {name!r}; valid: benchmarks of profile {prof['name']!r} "
+        f"{list(prof['benchmarks'])} or datasets {mtl_data.names()}"
+    )
+
+
+def prepare(
+    dataset: str,
+    *,
+    root: str | None = None,
+    profile: str = "default",
+    stamp: str | None = None,
+    partial: bool = False,
+) -> str:
+    """Make a dataset ready: ``mtl_data.prepare`` for real data (checksums), or render every split of a
+    stand-in into its cache. ``dataset`` is a dataset name or a benchmark key of ``profile``; ``partial``
+    accepts a copy with fewer samples than the official splits (``strict=False`` of the loaders)."""
+    import mtl_data
+
+    cfg = _prepare_target(dataset, root, load_profile(profile))
     lines = []
     try:
-        report = mtl_data.prepare(cfg["name"], root=cfg.get("root"))
+        report = mtl_data.prepare(cfg["name"], root=cfg.get("root"), **({"strict": False} if partial else {}))
         lines.append(str(report))
     except ValueError as exc:
-        if "nothing to prepare" not in str(exc):
+        if "nothing to prepare" in str(exc):
+            if partial:
+                raise ValueError(f"--partial: {cfg['name']!r} is generated in memory, not read from files") from None
+        elif "strict=False" in str(exc):  # the loaders' advice, in the words of this command
+            raise ValueError(f"{exc}; with mtl prepare: --partial") from None
+        else:
             raise
     counts = {}
     for split in ("train", "val", "test"):
