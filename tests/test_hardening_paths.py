@@ -45,15 +45,15 @@ def test_check_within(tmp_path: Path, path: str, ok: bool) -> None:
             io.check_within(target, root, "run directory")
 
 
-def test_run_dir_and_default_run_dir_stay_under_their_root(tmp_path: Path) -> None:
+def test_run_dir_and_run_name_stay_under_their_root(tmp_path: Path) -> None:
     profile = {"results_dir": str(tmp_path / "results")}
     assert grid.run_dir(profile, "ok-1") == tmp_path / "results" / "runs" / "ok-1"
     with pytest.raises(io.UnsafePathError, match=r"run id: '\.\./\.\./x'"):
         grid.run_dir(profile, "../../x")
-    config = {"train": {"epochs": 1}}
-    assert cfg.default_run_dir(config, "dir/my-run.yaml", tmp_path).name.startswith("my-run-")
+    assert cfg.run_name({"name": "given"}, "dir/x y.yaml") == "given"  # validated by the schema
+    assert cfg.run_name({}, "dir/my-run.yaml") == "my-run"
     with pytest.raises(io.UnsafePathError, match=r"x y\.yaml: file name \(the run name\): 'x y'"):
-        cfg.default_run_dir(config, "x y.yaml", tmp_path)
+        cfg.run_name({}, "x y.yaml")
 
 
 def test_job_spec_refuses_escaping_run_ids_however_it_is_built(tmp_path: Path) -> None:

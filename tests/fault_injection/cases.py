@@ -236,7 +236,7 @@ ROWS: list[Case] = [
     Case("train-config-and-job", command("train", "good.yaml", "--job", "jobs/good.yaml"), 2, ("--job", "give no config file")),
     Case("job-params-without-runs-root", command("train", "--job", "j", "--params", "params.yaml"), 2, ("--runs-root",)),
     Case("evaluate-nothing", command("evaluate"), 2, ("give a run directory",)),
-    Case("evaluate-not-a-run", command("evaluate", "good.yaml"), 2, ("good.yaml", "not a finished run")),
+    Case("evaluate-a-file", command("evaluate", "good.yaml"), 2, ("good.yaml", "is a file, not a directory")),
     Case("grid-unknown-profile", command("grid", "--profile", "nightly"), 2, ("'nightly'", "valid profiles", "smoke")),
     Case("list-unknown", command("list", "optimizers"), 2, ("invalid choice", "'optimizers'")),
     Case("command-unknown", command("fit", "good.yaml"), 2, ("invalid choice", "'fit'")),

@@ -233,10 +233,13 @@ def changed_paths(outcome: Outcome, keep: tuple[str, ...]) -> list[str]:
 
 def counts(rows: list[Case]) -> Mapping[str, int]:
     """What the README's reliability section reports: rows tried (pending ones excluded), rows answered with
-    a clear error (exit 2 naming the problem), rows that checked every promised file unchanged."""
+    a clear error (exit 2 naming the problem), rows that checked every promised file unchanged, rows tagged
+    with an issue-15 item, pending rows."""
     active = [r for r in rows if not r.pending]
     return {
         "tried": len(active),
         "clear_error": sum(r.clear_error for r in active),
         "nothing_lost": sum(r.nothing_lost for r in active),
+        "tagged": sum(bool(r.item) for r in active),  # the rows of issue 15's items: they failed before it
+        "pending": len(rows) - len(active),
     }

@@ -21,7 +21,8 @@ import pytest
 import torch
 import yaml
 
-from mtl_pipelines.train import CHECKPOINT, FINAL, METRICS, train
+from mtl_pipelines.run import FINAL, METRICS, Run
+from mtl_pipelines.train import train
 
 CONFIG = {
     "name": "killed",
@@ -49,8 +50,7 @@ def _final(run_dir: Path) -> dict:
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    # our own test checkpoint: the loader of the run layer decides how checkpoints are read
-    return torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)["model"]
+    return Run.open(run_dir).load_checkpoint()["model"]  # the run layer's safe loader
 
 
 def _epochs_done(run_dir: Path, since_ns: int) -> int:
