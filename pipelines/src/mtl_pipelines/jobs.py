@@ -78,7 +78,7 @@ class JobSpec:
     job_id: str
     runs_root: Path
     runs: list[JobRun]
-    source: str = "job"
+    source: str = field(default="job", compare=False)  # where it was read from, for messages
 
     def __post_init__(self) -> None:
         io.check_name(self.job_id, f"{self.source}: job")
