@@ -126,6 +126,17 @@ def remove(rel: str) -> Callable[[Path], None]:
     return lambda root: (root / rel).unlink()
 
 
+def unprepared(edit: Callable[[Path], None]) -> Callable[[Path], None]:
+    """``edit`` on a copy that never went through ``mtl prepare`` (no checksum manifest to catch the change
+    first): what the loader itself says about the file."""
+
+    def both(root: Path) -> None:
+        (root / "mtl_data_manifest.json").unlink()
+        edit(root)
+
+    return both
+
+
 CITY_LEFT = ("data/", "runs/done/", "good.yaml", "city.yaml")  # a data fault stops a run mid-way: inputs kept
 MANIFEST_CALL_SITE = (
     "needs the one-line call mtl_data.manifest.verify_dataset(dataset) in mtl_pipelines.data.build_split "
@@ -175,8 +186,9 @@ ROWS: list[Case] = [
     Case("job-not-utf8", manifest_text(b"job: x\n\xff: 1\n"), 2, ("jobs/bad.yaml", "not utf-8"), item="11"),
     Case("job-directory", command("train", "--job", "jobs"), 2, ("jobs", "is a directory"), item="11"),
     # -- item 10: data faults name the file; prepare takes the flags its messages advise
-    Case("npy-nan-sample", data(nan_in("train/depth/1.npy")), 2, ("data/cityscapes/train/depth/1.npy", "nan"), CITY_LEFT, item="10"),
-    Case("npy-inf-image", data(lambda root: np.save(root / "train/image/0.npy", np.full((128, 256, 3), np.inf, np.float32))), 2, ("train/image/0.npy", "infinite"), CITY_LEFT, item="10"),
+    Case("npy-nan-sample", data(unprepared(nan_in("train/depth/1.npy"))), 2, ("data/cityscapes/train/depth/1.npy", "nan"), CITY_LEFT, item="10"),
+    Case("npy-inf-image", data(unprepared(lambda root: np.save(root / "train/image/0.npy", np.full((128, 256, 3), np.inf, np.float32)))), 2, ("train/image/0.npy", "infinite"), CITY_LEFT, item="10"),
+    Case("npy-nan-after-prepare", data(nan_in("train/depth/0.npy")), 2, ("train/depth/0.npy",), CITY_LEFT, item="10"),
     Case("npy-changed-after-prepare", data(perturb("train/image/2.npy")), 2, ("train/image/2.npy", "sha-256"), CITY_LEFT, item="10", pending=MANIFEST_CALL_SITE),
     Case("prepare-partial-advice", command("prepare", "cityscapes", "--root", CITY_ROOT), 2, ("2975", "--partial"), item="10"),
     Case("prepare-unavailable-benchmark", command("prepare", "multi_fashion"), 2, ("multi_fashion", "root"), item="10"),
@@ -186,8 +198,8 @@ ROWS: list[Case] = [
     Case("seed-negative", config("train.seed", -1), 2, ("train.seed", "-1", "minimum of 0")),
     Case("seed-float", config("train.seed", 1.5), 2, ("train.seed", "1.5", "integer")),
     Case("epochs-1e30-text", config_text(yaml.safe_dump(GOOD_CONFIG).replace("epochs: 1", "epochs: 1e30")), 2, ("train.epochs", "'1e30'", "integer")),
-    Case("npy-truncated", data(truncate("train/image/1.npy")), 2, ("train/image/1.npy", "truncated"), CITY_LEFT),
-    Case("npy-wrong-shape", data(reshape("train/image/1.npy")), 2, ("train/image/1.npy", "shape", "128x256x3"), CITY_LEFT),
+    Case("npy-truncated", data(unprepared(truncate("train/image/1.npy"))), 2, ("train/image/1.npy", "truncated"), CITY_LEFT),
+    Case("npy-wrong-shape", data(unprepared(reshape("train/image/1.npy"))), 2, ("train/image/1.npy", "shape", "128x256x3"), CITY_LEFT),
     Case("npy-missing", data(remove("train/depth/2.npy")), 2, ("depth", "2.npy", "missing"), CITY_LEFT),
     Case("prepare-nan-file", data(nan_in("val/image/0.npy"), ("prepare", "cityscapes", "--root", CITY_ROOT, "--partial")), 2, ("val/image/0.npy", "nan"), item="10"),
     Case("prepare-missing-root", command("prepare", "cityscapes", "--root", "data/nowhere"), 2, ("data/nowhere", "does not exist"), item="10"),
