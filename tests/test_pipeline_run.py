@@ -204,6 +204,7 @@ def test_sam_family_runs_use_the_task_restricted_closure(tmp_path: Path, monkeyp
         return original(self, closure, **options)
 
     monkeypatch.setattr(MTLStep, "step", spy)
-    config = {**TINY, "method": {"name": "samo+mgda"}, "train": {**TINY["train"], "epochs": 1}}
+    one_epoch = {"train": {**TINY["train"], "epochs": 1}, "eval": {**TINY["eval"], "last_k": 1}}  # last_k <= epochs
+    config = {**TINY, "method": {"name": "samo+mgda"}, **one_epoch}
     train(config, tmp_path / "samo", progress=False)
     assert seen and all(answer == {t: [t] for t in answer} for answer in seen)

@@ -16,6 +16,7 @@ Every command validates its input first (nothing is written on error) and ends w
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -33,7 +34,7 @@ def _fail(message: str) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from mtl_pipelines import config as cfg
-    from mtl_pipelines import grid
+    from mtl_pipelines import grid, io
     from mtl_pipelines.run import Run
     from mtl_pipelines.train import train
 
@@ -61,7 +62,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.run_dir) if args.run_dir else grid.run_dir(profile, args.run)
     else:
         config = cfg.load(args.config)
-        run_dir = Path(args.run_dir) if args.run_dir else Run.default_dir(config, Path(args.config).stem)
+        runs_root = Path("results", "runs")
+        if args.run_dir:
+            run_dir = Path(args.run_dir)
+        else:
+            default = Run.default_dir(config, cfg.run_name(config, args.config), runs_root)
+            run_dir = io.check_within(default, runs_root, "run directory")
     began = time.perf_counter()
     result = train(
         config,
@@ -132,7 +138,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from mtl_pipelines import grid
 
-    report = grid.prepare(args.dataset, root=args.root, profile=args.profile, stamp=args.stamp)
+    report = grid.prepare(args.dataset, root=args.root, profile=args.profile, stamp=args.stamp, partial=args.partial)
     print(report)
     return 0
 
@@ -255,6 +261,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--root", help="data directory of a real dataset")
     s.add_argument("--profile", default="default", help=profile_help)
     s.add_argument("--stamp", help="file written when done (for workflow managers)")
+    s.add_argument(
+        "--partial",
+        action="store_true",
+        help="accept a copy with fewer samples than the official splits (the loaders' strict=False)",
+    )
     s.set_defaults(func=_cmd_prepare)
 
     s = sub.add_parser("train", help="train (or resume) the run of a YAML config")
@@ -305,10 +316,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_broken_pipe() -> int:
+    """The reader of our stdout went away (``mtl list methods | head``): stop quietly, as Unix tools do.
+    stdout is pointed at /dev/null so that the interpreter's final flush does not complain again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # a stdout without a file descriptor (redirected in-process): nothing to do
+        pass
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return code
+    except BrokenPipeError:  # an OSError: before the handler of those
+        return _quiet_broken_pipe()
     except (ValueError, OSError, FloatingPointError, JobFailed) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:

@@ -465,7 +465,9 @@ def study_runs(profile: Mapping[str, Any], study: Mapping[str, Any]) -> tuple[li
 
 
 def run_dir(profile: Mapping[str, Any], run_id: str) -> Path:
-    return Path(profile["results_dir"]) / "runs" / run_id
+    """``<results>/runs/<run_id>``; a run id that is not one safe path component is refused."""
+    runs_root = Path(profile["results_dir"]) / "runs"
+    return io.check_within(runs_root / io.check_name(run_id, "run id"), runs_root, "run directory")
 
 
 def configs_dir(profile: Mapping[str, Any]) -> Path:
@@ -475,8 +477,9 @@ def configs_dir(profile: Mapping[str, Any]) -> Path:
 def write_configs(profile: Mapping[str, Any], runs: Mapping[str, RunSpec]) -> int:
     """Write ``<results>/configs/<run_id>.yaml`` for every run whose file is missing or differs."""
     written = 0
+    root = configs_dir(profile)
     for run in runs.values():
-        path = configs_dir(profile) / f"{run.run_id}.yaml"
+        path = io.check_within(root / f"{io.check_name(run.run_id, 'run id')}.yaml", root, "run config")
         text = yaml.safe_dump(run.config, sort_keys=False)
         if not path.exists() or path.read_text() != text:
             io.write_text(path, text)
@@ -499,36 +502,75 @@ def stl_runs_for(runs: Mapping[str, RunSpec], run: RunSpec) -> list[RunSpec]:
     ]
 
 
-def prepare(dataset: str, *, root: str | None = None, profile: str = "default", stamp: str | None = None) -> str:
-    """Make a dataset ready: ``mtl_data.prepare`` for real data (checksums), or render every split of a
-    stand-in into its cache. ``dataset`` is a dataset name or a benchmark key of ``profile``."""
+def _prepare_target(name: str, root: str | None, prof: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The dataset config ``mtl prepare <name>`` works on, and whether it is a benchmark of the profile. A
+    benchmark key gives its dataset (e.g. the stand-in the default profile maps ``nyuv2`` to), except where
+    the key also names a real dataset and the profile has no data for it (an ``unavailable`` entry) or
+    ``--root`` points at real files: then it is that dataset (the key must not shadow the real name)."""
     import mtl_data
 
-    prof = load_profile(profile)
-    if dataset in prof["benchmarks"]:
-        cfg = prof["benchmarks"][dataset]["dataset"]
-    elif dataset in mtl_data.names():
-        cfg = {"name": dataset, "root": root, "options": {}}
-    else:
+    benchmark = prof["benchmarks"].get(name)
+    is_dataset = name in mtl_data.names()
+    if benchmark is not None and "dataset" in benchmark and not (is_dataset and root is not None):
+        cfg = dict(benchmark["dataset"])
+        return (cfg if root is None else {**cfg, "root": root}), True
+    if is_dataset:
+        return {"name": name, "root": root, "options": {}}, False
+    if benchmark is not None:  # a benchmark key without data in this profile, and no dataset of that name
         raise ValueError(
-            f"unknown dataset {dataset!r}; valid: benchmarks of profile {profile!r} "
-            f"{list(prof['benchmarks'])} or datasets {mtl_data.names()}"
+            f"benchmark {name!r} has no data in profile {prof['name']!r}: {benchmark.get('unavailable', benchmark)}"
         )
-    if root is not None:
-        cfg = {**cfg, "root": root}
-    lines = []
+    raise ValueError(
+        f"unknown dataset {name!r}; valid: benchmarks of profile {prof['name']!r} "
+        f"{list(prof['benchmarks'])} or datasets {mtl_data.names()}"
+    )
+
+
+def _check_files(name: str, root: str | None, partial: bool) -> Any:
+    """``mtl_data.prepare`` (validate the files, write or verify the checksum manifest); None for data
+    generated in memory. Errors are worded for this command (``--partial`` for the loaders' strict=False)."""
+    import mtl_data
+
     try:
-        report = mtl_data.prepare(cfg["name"], root=cfg.get("root"))
-        lines.append(str(report))
+        return mtl_data.prepare(name, root=root, **({"strict": False} if partial else {}))
     except ValueError as exc:
-        if "nothing to prepare" not in str(exc):
-            raise
-    counts = {}
-    for split in ("train", "val", "test"):
-        options = {**cfg.get("options", {}), **cfg.get("split_options", {}).get(split, {})}
-        counts[split] = len(mtl_data.create(cfg["name"], split=split, root=cfg.get("root"), **options))
-    summary = f"prepared {cfg['name']}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
-    lines.append(summary)
+        if "nothing to prepare" in str(exc):  # a stand-in or an embedded dataset
+            if partial:
+                raise ValueError(f"--partial: {name!r} is generated in memory, not read from files") from None
+            return None
+        if "strict=False" in str(exc):  # the loaders' advice, in the words of this command
+            raise ValueError(f"{exc}; with mtl prepare: --partial") from None
+        raise
+
+
+def prepare(
+    dataset: str,
+    *,
+    root: str | None = None,
+    profile: str = "default",
+    stamp: str | None = None,
+    partial: bool = False,
+) -> str:
+    """Make a dataset ready: ``mtl_data.prepare`` for real data (counts, values, checksums), or render every
+    split of a stand-in into its cache. ``dataset`` is a dataset name or a benchmark key of ``profile``;
+    ``partial`` accepts a copy with fewer samples than the official splits (``strict=False`` of the loaders).
+
+    A benchmark's splits are built with its options (what its runs will read); a dataset named directly is
+    reported with the counts its files hold (the loaders' split defaults, e.g. Cityscapes' 595 held-out
+    validation images, belong to a run config, not to the files)."""
+    import mtl_data
+
+    cfg, is_benchmark = _prepare_target(dataset, root, load_profile(profile))
+    report = _check_files(cfg["name"], cfg.get("root"), partial)
+    lines = [str(report)] if report is not None else []
+    if report is not None and not is_benchmark:
+        counts = dict(report.counts)
+    else:
+        counts = {}
+        for split in ("train", "val", "test"):
+            options = {**cfg.get("options", {}), **cfg.get("split_options", {}).get(split, {})}
+            counts[split] = len(mtl_data.create(cfg["name"], split=split, root=cfg.get("root"), **options))
+    lines.append(f"prepared {cfg['name']}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if stamp:
         io.write_json(stamp, {"dataset": cfg["name"], "counts": counts})
     return "\n".join(lines)

@@ -68,11 +68,28 @@ class JobRun:
 
 @dataclass
 class JobSpec:
-    """What a process needs to execute a job: where its runs live and each run's config."""
+    """What a process needs to execute a job: where its runs live and each run's config.
+
+    Every run id (and STL run id) is one safe path component and its directory lies under ``runs_root``:
+    a manifest is a file people share, so ``../../x`` or ``/abs/path`` is refused with the offending value
+    (:class:`mtl_pipelines.io.UnsafePathError`) before anything is written.
+    """
 
     job_id: str
     runs_root: Path
     runs: list[JobRun]
+    source: str = field(default="job", compare=False)  # where it was read from, for messages
+
+    def __post_init__(self) -> None:
+        io.check_name(self.job_id, f"{self.source}: job")
+        for i, run in enumerate(self.runs):
+            io.check_name(run.run_id, f"{self.source}: runs[{i}].id")
+            io.check_within(self.runs_root / run.run_id, self.runs_root, f"{self.source}: runs[{i}].id")
+            for j, stl in enumerate(run.stl):
+                io.check_name(stl, f"{self.source}: runs[{i}].stl[{j}]")
+
+    def run_dir(self, run: JobRun) -> Path:
+        return self.runs_root / run.run_id
 
 
 def _job_id(benchmark: str, model_key: str, is_stl: bool, chunk: list[str]) -> str:
@@ -127,7 +144,8 @@ def write_manifests(jobs: Mapping[str, Job], runs: Mapping[str, RunSpec], result
     keep their timestamps, so Snakemake re-runs only the jobs that changed); returns how many were written."""
     written = 0
     for job in jobs.values():
-        path = Path(results_dir) / "jobs" / f"{job.job_id}.yaml"
+        jobs_dir = Path(results_dir) / "jobs"
+        path = io.check_within(jobs_dir / f"{io.check_name(job.job_id, 'job id')}.yaml", jobs_dir, "job manifest")
         text = yaml.safe_dump(manifest(job, runs, Path(results_dir) / "runs"), sort_keys=False)
         if not path.exists() or path.read_text() != text:
             io.write_text(path, text)
@@ -136,12 +154,16 @@ def write_manifests(jobs: Mapping[str, Job], runs: Mapping[str, RunSpec], result
 
 
 def spec_from(where: str, data: Any) -> JobSpec:
-    """The job described by a manifest mapping (``where`` names its source in errors)."""
+    """The job described by a manifest mapping (``where`` names its source in errors). Every run's config is
+    validated here, so a bad value anywhere in the manifest stops the job before any run writes a file."""
+    from mtl_pipelines.config import resolve
+
     if (
         not isinstance(data, Mapping)
         or not isinstance(data.get("runs"), list)
         or not data.get("job")
         or not isinstance(data.get("runs_root"), str)
+        or not data["runs_root"]
     ):
         raise ValueError(
             f"{where}: not a job manifest (needs 'job', 'runs_root' (a directory) and a list 'runs'); the workflow "
@@ -151,17 +173,26 @@ def spec_from(where: str, data: Any) -> JobSpec:
     for i, entry in enumerate(data["runs"]):
         if not isinstance(entry, Mapping) or not isinstance(entry.get("config"), Mapping) or "id" not in entry:
             raise ValueError(f"{where}: runs[{i}] needs 'id' and a mapping 'config'")
-        out.append(JobRun(str(entry["id"]), dict(entry["config"]), [str(s) for s in entry.get("stl", [])]))
-    return JobSpec(str(data["job"]), Path(data["runs_root"]), out)
+        stl = entry.get("stl", [])
+        if not isinstance(stl, list):
+            raise ValueError(f"{where}: runs[{i}].stl: {stl!r} is not a list of run ids")
+        run_id = io.check_name(entry["id"], f"{where}: runs[{i}].id")
+        config = resolve(entry["config"], f"{where}: runs[{i}] ({run_id}).config")
+        out.append(JobRun(run_id, config, [str(s) for s in stl]))
+    return JobSpec(str(data["job"]), Path(data["runs_root"]), out, where)
 
 
 def load_manifest(path: str | Path) -> JobSpec:
     """The job of a manifest file (FileNotFoundError / ValueError name the file and what is wrong)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give a job manifest file (<results>/jobs/<job>.yaml)")
     if not path.is_file():
         raise FileNotFoundError(f"job manifest {path} does not exist; the workflow writes it when it builds the DAG")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); give a job manifest") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({exc})") from exc
     return spec_from(str(path), data)
@@ -177,7 +208,7 @@ def _each(spec: JobSpec, what: str, work: Callable[[JobRun, Path], Any], log: Ca
     done: dict[str, Any] = {}
     failed: dict[str, str] = {}
     for i, run in enumerate(spec.runs, 1):
-        run_dir = spec.runs_root / run.run_id
+        run_dir = spec.run_dir(run)
         began = time.perf_counter()
         try:
             work(run, run_dir)

@@ -83,11 +83,13 @@ def require_file(path: Path, what: str, hint: str) -> Path:
 
 
 def load_npy(path: Path, shape: tuple[int | None, ...] | None = None, mmap: bool = False) -> np.ndarray:
-    """``np.load`` with errors that name the file: missing, truncated/corrupt, or of the wrong shape.
+    """``np.load`` with errors that name the file: missing, truncated/corrupt, of the wrong shape, or (read in
+    full) holding NaN/Inf, which no dataset of ours stores (missing depth is 0, void labels -1): a corrupted
+    sample is reported with its file here instead of as a non-finite loss epochs later.
 
     ``shape`` may contain ``None`` for free dimensions. ``mmap=True`` only reads the header and maps the
     data, which is how :func:`prepare` checks thousands of files quickly (a truncated file fails too,
-    because the mapping is longer than the file).
+    because the mapping is longer than the file); mapped data is not scanned.
     """
     if not path.is_file():
         raise FileNotFoundError(f"missing file {path}")
@@ -100,4 +102,10 @@ def load_npy(path: Path, shape: tuple[int | None, ...] | None = None, mmap: bool
     ):
         expected = "x".join("*" if s is None else str(s) for s in shape)
         raise ValueError(f"{path}: shape {array.shape} does not match the expected {expected}")
+    if not mmap and np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+        bad = int(array.size - np.isfinite(array).sum())
+        raise ValueError(
+            f"{path}: {bad} of {array.size} values are NaN or infinite: the file is corrupt; restore it "
+            "(dvc pull, or download it again) and run mtl prepare to verify the dataset"
+        )
     return array
