@@ -57,7 +57,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:for .*copying from a non-meta pa
 
 
 def _without_seconds(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if k != "seconds"}
+    return {k: v for k, v in result.items() if k not in runmod.MEASURED_FIELDS}
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import yaml
 
 from mtl_pipelines import config as cfg
 from mtl_pipelines.evaluate import evaluate_run
-from mtl_pipelines.run import CHECKPOINT, METRICS, RunError
+from mtl_pipelines.run import CHECKPOINT, MEASURED_FIELDS, METRICS, RunError
 from mtl_pipelines.train import NonFiniteLossError, train
 
 TINY = {
@@ -39,9 +39,7 @@ TINY = {
 
 def _metrics(run_dir: Path) -> list[dict]:
     records = [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines()]
-    for r in records:
-        r.pop("seconds")
-    return records
+    return [{k: v for k, v in r.items() if k not in MEASURED_FIELDS} for r in records]
 
 
 @pytest.fixture(scope="module")

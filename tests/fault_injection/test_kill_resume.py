@@ -21,7 +21,7 @@ import pytest
 import torch
 import yaml
 
-from mtl_pipelines.run import FINAL, METRICS, Run
+from mtl_pipelines.run import FINAL, MEASURED_FIELDS, METRICS, Run
 from mtl_pipelines.train import train
 
 CONFIG = {
@@ -42,11 +42,11 @@ KILLS = 4
 
 def _records(run_dir: Path) -> list[dict]:
     records = [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines() if line.strip()]
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+    return [{k: v for k, v in r.items() if k not in MEASURED_FIELDS} for r in records]
 
 
 def _final(run_dir: Path) -> dict:
-    return {k: v for k, v in json.loads((run_dir / FINAL).read_text()).items() if k != "seconds"}
+    return {k: v for k, v in json.loads((run_dir / FINAL).read_text()).items() if k not in MEASURED_FIELDS}
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:

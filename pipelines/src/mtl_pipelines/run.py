@@ -57,6 +57,7 @@ __all__ = [
     "DIAGNOSTICS",
     "EVAL",
     "FINAL",
+    "MEASURED_FIELDS",
     "METRICS",
     "TRUST_ENV",
     "DeviceError",
@@ -94,6 +95,9 @@ CHECKPOINT_KEYS = {
     "diagnostics": list,
 }
 FINAL_KEYS = ("config_hash", "dataset", "model", "method", "tasks", "epochs", "last", "last_k")
+#: Fields of the epoch records and final.json that measure the machine (wall time, peak memory), not the
+#: computation: a resumed run equals an uninterrupted one in every other field, bit for bit.
+MEASURED_FIELDS = frozenset({"seconds", "peak_memory"})
 TRUST_ENV = "MTL_TRUST_CHECKPOINTS"
 
 
