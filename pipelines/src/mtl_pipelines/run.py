@@ -20,6 +20,15 @@ hash; a directory where one of them belongs to another config, where ``final.jso
 checkpoint, or where a file is damaged is refused with :class:`RunError` (the file, what is wrong, what to
 do) before anything is written.
 
+Non-finite values (NaN/Inf) never reach a file. A run whose validation/test metric, mean training loss,
+parameter or buffer (BatchNorm running statistics) is non-finite after an epoch stops with
+:class:`NonFiniteError` (``mtl`` exits 2) naming the values, before that epoch's checkpoint is written: the
+last checkpoint on disk is the last good one. Every JSON file is written strictly (``allow_nan=False``): a
+non-finite metric in ``eval.json`` (e.g. on a corrupted test set) stops evaluation the same way, nothing
+written. Only the gradient diagnostics may legitimately be non-finite (e.g. the cosine of a zero gradient):
+there the value is written as ``null`` and the record lists the fields in ``"nonfinite"``
+(:func:`finite_or_null`).
+
 Checkpoints are untrusted input (they travel through shared DVC caches): they are read with
 ``torch.load(weights_only=True)``, which refuses any pickled object other than tensors and plain containers;
 RNG states are stored as tensors and plain values. Checkpoints written before this format (format 1, with
@@ -32,6 +41,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import pickle
 import random
@@ -61,11 +71,15 @@ __all__ = [
     "METRICS",
     "TRUST_ENV",
     "DeviceError",
+    "NonFiniteError",
     "Run",
     "RunError",
     "Trainee",
     "config_hash",
     "evaluate_model",
+    "finite_or_null",
+    "nonfinite_fields",
+    "nonfinite_tensors",
     "place",
     "resolve_device",
 ]
@@ -108,6 +122,51 @@ class RunError(ValueError):
 
 class DeviceError(ConfigError):
     """The configured device does not exist on this machine (``train.device`` / ``--device``)."""
+
+
+class NonFiniteError(FloatingPointError):
+    """A metric, loss, parameter or buffer of a run is NaN/Inf: the message names each one and what was kept."""
+
+
+# ------------------------------------------------------------------------------------------- finiteness
+def nonfinite_fields(obj: Any, prefix: str = "") -> list[str]:
+    """The ``/``-joined key paths of every non-finite float in nested mappings and lists (``val/depth/abs_err``)."""
+    if isinstance(obj, float):
+        return [] if math.isfinite(obj) else [prefix or "<value>"]
+    if isinstance(obj, Mapping):
+        return [p for k, v in obj.items() for p in nonfinite_fields(v, f"{prefix}/{k}" if prefix else str(k))]
+    if isinstance(obj, (list, tuple)):
+        return [p for i, v in enumerate(obj) for p in nonfinite_fields(v, f"{prefix}[{i}]")]
+    return []
+
+
+def nonfinite_tensors(model: nn.Module) -> list[str]:
+    """Names of the floating-point parameters and buffers (BatchNorm running statistics) holding a NaN/Inf.
+    One host synchronisation for the whole model."""
+    named = [(n, t) for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_floating_point()]
+    if not named:
+        return []
+    finite = torch.stack([torch.isfinite(t.detach()).all() for _, t in named]).cpu().tolist()
+    return [name for (name, _), ok in zip(named, finite) if not ok]
+
+
+def finite_or_null(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` with every non-finite float (also inside lists) replaced by ``None`` and, when there was
+    one, ``"nonfinite"``: the sorted names of the fields that held them (diagnostics only)."""
+    bad: set[str] = set()
+
+    def clean(value: Any, key: str) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            bad.add(key)
+            return None
+        if isinstance(value, list):
+            return [clean(v, key) for v in value]
+        return value
+
+    out = {k: clean(v, k) for k, v in record.items()}
+    if bad:
+        out["nonfinite"] = sorted(bad)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ device
@@ -482,7 +541,9 @@ class Run:
 
     def write_history(self, history: Sequence[Any], diagnostics: Sequence[Any], curves: Sequence[Any]) -> None:
         """The files derived from the checkpoint's history: ``metrics.jsonl``, ``curves.json`` and (when
-        there are any) ``diagnostics.jsonl``."""
+        there are any) ``diagnostics.jsonl``; all three are checked for non-finite values before any is written."""
+        for name, records in ((METRICS, history), (CURVES, curves), (DIAGNOSTICS, diagnostics)):
+            self._refuse_nonfinite(name, list(records))
         self._write_lines(METRICS, history)
         self._write_json(CURVES, list(curves))
         if diagnostics:
@@ -518,10 +579,23 @@ class Run:
         return data
 
     def _write_lines(self, name: str, records: Sequence[Any]) -> None:
-        self._write(name, lambda f: f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records)))
+        self._refuse_nonfinite(name, list(records))
+        text = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in records)
+        self._write(name, lambda f: f.write(text))
 
     def _write_json(self, name: str, data: Any) -> None:
-        self._write(name, lambda f: f.write(json.dumps(data, indent=2, sort_keys=True) + "\n"))
+        self._refuse_nonfinite(name, data)
+        text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        self._write(name, lambda f: f.write(text))
+
+    def _refuse_nonfinite(self, name: str, data: Any) -> None:
+        """Strict JSON: NaN/Inf are not JSON (strict parsers reject the file); nothing is written."""
+        bad = nonfinite_fields(data)
+        if bad:
+            raise NonFiniteError(
+                f"{self.path(name)}: not written: non-finite values at {bad[:10]}"
+                f"{f' (and {len(bad) - 10} more)' if len(bad) > 10 else ''}; the files already there are unchanged"
+            )
 
     def _write(self, name: str, write: Callable[[IO[Any]], Any], *, binary: bool = False) -> None:
         path = self.path(name)

@@ -10,7 +10,10 @@ the training step computed on its own forward); ``final.json`` is written last.
 A run killed at any point (SIGKILL included) and started again resumes from the last checkpoint and ends
 with exactly the metrics of an uninterrupted run: the batch order of an epoch depends only on
 ``(seed, epoch)`` and every RNG state is restored. A non-finite loss stops the run with
-:class:`NonFiniteLossError`; the last good checkpoint is kept (nothing is written for the bad epoch).
+:class:`NonFiniteLossError`, a non-finite validation/test metric, mean training loss, parameter or buffer
+(BatchNorm running statistics) at the end of an epoch with :class:`mtl_pipelines.run.NonFiniteError`
+(``mtl`` exits 2 for both); the last good checkpoint is kept (nothing is written for the bad epoch), so
+resuming it repeats the failure: change the config (learning rate...) and train with ``--restart``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,19 @@ from mtl_pipelines.config import resolve
 from mtl_pipelines.data import batch_size_of, build_split, epoch_generator
 from mtl_pipelines.memory import PeakMemory, run_peak
 from mtl_pipelines.representation import RepresentationRows
-from mtl_pipelines.run import CHECKPOINT, FINAL, Run, evaluate_model, place, seed_everything, set_rng_state
+from mtl_pipelines.run import (
+    CHECKPOINT,
+    FINAL,
+    NonFiniteError,
+    Run,
+    evaluate_model,
+    finite_or_null,
+    nonfinite_fields,
+    nonfinite_tensors,
+    place,
+    seed_everything,
+    set_rng_state,
+)
 
 __all__ = ["NonFiniteLossError", "RunResult", "gradient_diagnostics", "train"]
 
@@ -82,6 +97,20 @@ def _check_finite(losses: Tensor, tasks: list[str], epoch: int, step: int, check
     raise NonFiniteLossError(
         f"non-finite loss at epoch {epoch + 1}, step {step + 1}: {bad}; the run stops here and {last}"
     )
+
+
+def _check_epoch_finite(record: Mapping[str, Any], model: torch.nn.Module, checkpoint: Path) -> None:
+    """Before an epoch's checkpoint: its metrics and the model's parameters and buffers are finite, so the
+    last checkpoint on disk is always a good one."""
+    metrics = {part: record[part] for part in ("train_loss", "val", "test")}
+    bad = nonfinite_fields(metrics) + [f"model.{name}" for name in nonfinite_tensors(model)]
+    if bad:
+        last = f"the last good checkpoint is {checkpoint}" if checkpoint.exists() else "no checkpoint was written yet"
+        more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
+        raise NonFiniteError(
+            f"non-finite values after epoch {record['epoch']}: {bad[:10]}{more}; the run stops here, nothing of "
+            f"this epoch is written and {last}"
+        )
 
 
 def train(
@@ -192,8 +221,11 @@ def train(
             z_rows.arm(diagnose)
             result = step.step(close(x, targets, epoch, i), rows=diagnose)
             if diagnose:
-                diagnostics.append({"epoch": epoch + 1, "step": global_step + 1, **gradient_diagnostics(result.rows)})
-                diagnostics[-1]["z"] = gradient_diagnostics(z_rows.rows) if z_rows.rows is not None else None
+                rows = gradient_diagnostics(result.rows)
+                report = finite_or_null({"epoch": epoch + 1, "step": global_step + 1, **rows})
+                z = gradient_diagnostics(z_rows.rows) if z_rows.rows is not None else None
+                report["z"] = finite_or_null(z) if z is not None else None
+                diagnostics.append(report)
             loss_sum += result.losses.double() * n
             seen += n
             steps += 1
@@ -212,6 +244,7 @@ def train(
             "seconds": time.perf_counter() - began,
             "peak_memory": peak_memory,
         }
+        _check_epoch_finite(record, model, checkpoint)
         history.append(record)
         for scheduler in trainee.schedulers:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
