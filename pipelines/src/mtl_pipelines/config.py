@@ -321,9 +321,10 @@ def run_name(config: Mapping[str, Any], config_path: str | Path) -> str:
     return config.get("name") or io.check_name(Path(config_path).stem, f"{config_path}: file name (the run name)")
 
 
-#: fields that say where a run executes, not what it computes (no default: absent means ``auto``): excluded from
-#: its identity, so a run resumes and evaluates on any device
-EXECUTION_FIELDS = {"train": ("device",)}
+#: fields that say where and how a run executes, not what it computes (no defaults here: absent means ``auto``,
+#: the loader defaults, deterministic): excluded from its identity, so a run resumes and evaluates on any device,
+#: with any loader workers and determinism setting (mtl_pipelines.run, mtl_pipelines.data)
+EXECUTION_FIELDS = {"train": ("device", "loader", "deterministic")}
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from mtl_pipelines.run import EVAL, FINAL, Run, RunError, evaluate_model
+from mtl_pipelines.run import EVAL, FINAL, Run, RunError, evaluate_model, set_determinism
 from mtl_pipelines.train import mean_metrics
 
 __all__ = ["evaluate_run", "flat", "select"]
@@ -101,7 +101,7 @@ def evaluate_run(
     """
     from tqdm.auto import tqdm
 
-    from mtl_pipelines.data import build_split
+    from mtl_pipelines.data import build_split, loader_options
 
     run = Run.open(run_dir, trust_checkpoints=trust_checkpoints)
     if not run.path(FINAL).is_file():
@@ -111,7 +111,8 @@ def evaluate_run(
     config = run.config
     on = run.device(device if device is not None else "auto")
     history = state["history"]
-    test = build_split(config["dataset"], config["dataset"]["splits"]["test"], config["dataset"].get("tasks"))
+    options = loader_options(config["train"], on)
+    test = build_split(config["dataset"], config["dataset"]["splits"]["test"], config["dataset"].get("tasks"), options)
     stl_val = best_stl_val(stl_runs, test.dataset.tasks)
     clean, epochs = select(history, config, test.dataset.tasks, stl_val or None)
     by_epoch = {r["epoch"]: r for r in history}
@@ -130,6 +131,7 @@ def evaluate_run(
         from mtl_pipelines.data import Split
 
         torch.set_num_threads(config["train"]["threads"])
+        set_determinism(config["train"].get("deterministic", True), on)
         model = run.trained_model(test, on, state)
         cache = run.dir.parent.parent / "corrupted"
         batch_size = config["eval"]["batch_size"]
@@ -139,7 +141,7 @@ def evaluate_run(
             # corruptions are applied to the images where the data is (CPU, cached); the batches then go to `on`
             corrupted = CorruptedDataset(test.dataset, name, severity, cache_dir=cache)
             corrupted.tasks = test.dataset.tasks  # type: ignore[attr-defined]
-            split = Split(corrupted, test.tasks)
+            split = Split(corrupted, test.tasks, options)
             metrics = evaluate_model(model, split, batch_size, on)
             result["corrupted"].setdefault(name, {})[str(severity)] = metrics
     run.write_eval(result)

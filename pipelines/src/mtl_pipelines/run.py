@@ -82,6 +82,7 @@ __all__ = [
     "nonfinite_tensors",
     "place",
     "resolve_device",
+    "set_determinism",
 ]
 
 CONFIG = "config.yaml"
@@ -226,6 +227,39 @@ def to_cpu(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return tuple(to_cpu(v) for v in obj)
     return obj
+
+
+# ------------------------------------------------------------------------------------------ determinism
+#: ``train.deterministic`` values (not part of the run's identity: they decide how, not what, is computed)
+DETERMINISM = (True, False, "strict")
+#: cuBLAS needs a fixed workspace for reproducible matrix products (CUDA >= 10.2); set before cuBLAS starts
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+def set_determinism(setting: bool | str, device: torch.device) -> None:
+    """Apply ``train.deterministic`` (process-wide torch settings, set by every run before it builds its model).
+
+    - ``true`` (default): cuDNN picks deterministic convolution algorithms (``cudnn.deterministic``, no
+      ``cudnn.benchmark`` autotuning), cuBLAS gets a fixed workspace (``CUBLAS_WORKSPACE_CONFIG``, when not set
+      already) and ``torch.use_deterministic_algorithms(True, warn_only=True)`` switches every operator that
+      has a deterministic CUDA kernel to it. Operators that have none on CUDA (the backward of
+      ``interpolate``/bilinear upsampling and ``AdaptiveAvgPool2d``, ``NLLLoss``/cross-entropy forward, see
+      ``torch.use_deterministic_algorithms``) warn and stay atomic-add based: the segmentation models can
+      differ in the last bits between two CUDA runs of one seed. The cost on a GPU is measured by
+      ``scripts/gpu_check.sh`` (``determinism`` in its JSON); on the CPU the settings change nothing
+      measurable (pipelines/README.md).
+    - ``"strict"``: the same, but an operator without a deterministic kernel raises (to find them).
+    - ``false``: the fastest kernels (``cudnn.benchmark`` autotuning); runs of one seed on one GPU differ.
+    On the CPU every setting gives the same, bit-reproducible numbers.
+    """
+    if setting not in DETERMINISM:
+        raise ConfigError(f"train.deterministic: {setting!r} is not valid; valid: true, false, 'strict'")
+    on = setting is True or setting == "strict"
+    if on and device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = not on
+    torch.use_deterministic_algorithms(on, warn_only=setting is True)
 
 
 # --------------------------------------------------------------------------------------------------- RNG

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from mtl_pipelines.config import resolve
-from mtl_pipelines.data import batch_size_of, build_split, epoch_generator
+from mtl_pipelines.data import batch_size_of, build_split, epoch_generator, loader_options
 from mtl_pipelines.memory import PeakMemory, run_peak
 from mtl_pipelines.representation import RepresentationRows
 from mtl_pipelines.run import (
@@ -43,6 +43,7 @@ from mtl_pipelines.run import (
     nonfinite_tensors,
     place,
     seed_everything,
+    set_determinism,
     set_rng_state,
 )
 
@@ -143,13 +144,15 @@ def train(
     if saved is not None and run.path(FINAL).exists():  # a finished run of this config
         return run.read_final()
     tcfg, ecfg = config["train"], config["eval"]
+    options = loader_options(tcfg, on)
     splits = {
-        role: build_split(config["dataset"], config["dataset"]["splits"][role], config["dataset"].get("tasks"))
+        role: build_split(config["dataset"], config["dataset"]["splits"][role], config["dataset"].get("tasks"), options)
         for role in ("train", "val", "test")
     }
     run.begin()
 
     torch.set_num_threads(tcfg["threads"])
+    set_determinism(tcfg.get("deterministic", True), on)
     seed_everything(tcfg["seed"])
     train_split = splits["train"]
     tasks = train_split.tasks

@@ -26,7 +26,7 @@ from torch import Tensor
 from torchvision.transforms import functional as TF
 
 from mtl_data._io import atomic_path, load_npy
-from mtl_data.base import MTLDataset, PrepareReport, as_path, check_split
+from mtl_data.base import Batching, MTLDataset, PrepareReport, as_path, check_split
 from mtl_data.manifest import record_or_verify
 from mtl_data.tasks import binary_attribute_tasks
 
@@ -142,6 +142,7 @@ class CelebA(MTLDataset):
     """
 
     TASK_NAMES = ATTRIBUTES
+    batching = Batching.SINGLE
 
     def __init__(
         self,

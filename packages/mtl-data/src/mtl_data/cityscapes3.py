@@ -37,7 +37,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from mtl_data._io import atomic_path, require_dir
-from mtl_data.base import MTLDataset, PrepareReport, as_path, check_split
+from mtl_data.base import Batching, MTLDataset, PrepareReport, as_path, check_split
 from mtl_data.manifest import record_or_verify
 from mtl_data.splits import holdout
 from mtl_data.tasks import CITYSCAPES3_TASK_NAMES, DisparityTask, InstanceTask, SegmentationTask
@@ -143,6 +143,7 @@ class Cityscapes3(MTLDataset):
     """
 
     TASK_NAMES = CITYSCAPES3_TASK_NAMES
+    batching = Batching.SINGLE
 
     def __init__(
         self,

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mtl_data.base import MTLDataset, PrepareReport, as_path, check_split
+from mtl_data.base import Batching, MTLDataset, PrepareReport, as_path, check_split
 from mtl_data.manifest import record_or_verify
 from mtl_data.splits import holdout, stable_permutation
 from mtl_data.tasks import classification_tasks
@@ -123,6 +123,7 @@ class MultiDigits(MTLDataset):
     """
 
     TASK_NAMES = ("left", "right")
+    batching = Batching.SINGLE
 
     def __init__(
         self,

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from mtl_data._io import atomic_writer, write_json_atomic
-from mtl_data.base import MTLDataset, PrepareReport, check_split
+from mtl_data.base import Batching, MTLDataset, PrepareReport, check_split
 from mtl_data.manifest import record_or_verify
 from mtl_data.splits import stable_permutation
 from mtl_data.tasks import RegressionTask
@@ -364,7 +364,7 @@ class QM9(MTLDataset):
     training split's statistics (reference ``scale_target``).
     """
 
-    graph_data = True  # items are PyG ``Data``: batch them with ``torch_geometric.loader.DataLoader``
+    batching = Batching.GRAPH
 
     def __init__(
         self,

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from mtl_data._io import load_npy, require_dir
 from mtl_data.augment import random_scale_crop
-from mtl_data.base import MTLDataset, PrepareReport, as_path, check_split
+from mtl_data.base import Batching, MTLDataset, PrepareReport, as_path, check_split
 from mtl_data.manifest import record_or_verify
 from mtl_data.splits import holdout
 from mtl_data.tasks import scene_task_names, scene_tasks
@@ -151,6 +151,8 @@ class NpySceneDataset(MTLDataset):
 
     Item: ``(image 3xHxW float32, {"segmentation": int64 HxW, "depth": 1xHxW, ["normal": 3xHxW]})``.
     """
+
+    batching = Batching.SINGLE
 
     def __init__(
         self,

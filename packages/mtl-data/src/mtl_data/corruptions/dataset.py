@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mtl_data._io import atomic_writer, write_json_atomic
+from mtl_data.base import Batching
 from mtl_data.corruptions.api import _check_name_severity, _resolve_profile, apply
 
 
@@ -64,6 +65,8 @@ class CorruptedDataset(Dataset):
     ``.json`` of what they are) and memory-mapped afterwards; without it they are kept in memory.
     Images come back as float32 ``k / 255``, exactly as a saved ImageNet-C image reads back.
     """
+
+    batching = Batching.SINGLE
 
     def __init__(
         self,

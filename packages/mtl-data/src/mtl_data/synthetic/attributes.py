@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from mtl_data.base import MTLDataset
+from mtl_data.base import Batching, MTLDataset
 from mtl_data.synthetic._base import (
     SizedStandin,
     cached_arrays,
@@ -419,6 +419,8 @@ class MultiAttributes(SizedStandin, MTLDataset):
     runs; pass ``size`` for more); default resolution 64x64 as in the CelebA protocol of the seeds.
     Images are stored as 8 bits (CelebA ships JPEGs).
     """
+
+    batching = Batching.SINGLE
 
     is_standin = True
     name = "celeba_standin"

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from mtl_data.base import MTLDataset
+from mtl_data.base import Batching, MTLDataset
 from mtl_data.synthetic._base import (
     SizedStandin,
     cached_arrays,
@@ -88,6 +88,8 @@ GENERATOR_VERSION = 2
 
 class _SceneDataset(SizedStandin, MTLDataset):
     """Renders ``size`` scenes of a split once (or loads them from ``cache_dir``), serves them as tensors."""
+
+    batching = Batching.SINGLE
 
     is_standin = True
     name = ""

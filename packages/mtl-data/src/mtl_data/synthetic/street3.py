@@ -49,7 +49,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import torch
 
-from mtl_data.base import MTLDataset
+from mtl_data.base import Batching, MTLDataset
 from mtl_data.cityscapes3 import DISPARITY_SCALE, NO_INSTANCE_CLASSES, VALID_CLASSES, instance_offsets
 from mtl_data.synthetic import scenes as _scenes
 from mtl_data.synthetic._base import (
@@ -173,6 +173,8 @@ class StreetScenes3(SizedStandin, MTLDataset):
     {"segmentation": int64 HxW, "instance": float32 2xHxW, "disparity": float32 1xHxW})``, as
     :class:`mtl_data.cityscapes3.Cityscapes3`.
     """
+
+    batching = Batching.SINGLE
 
     is_standin = True
     name = "cityscapes3_standin"
