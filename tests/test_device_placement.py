@@ -213,3 +213,49 @@ def test_cuda_run_agrees_with_cpu(tmp_path: Path) -> None:
             assert on_cuda["last"][task][name] == pytest.approx(value, rel=1e-2, abs=1e-3), (task, name)
     # the CUDA-trained run evaluates on the CPU
     assert evaluate_run(tmp_path / "cuda", progress=False, device="cpu")["test"]
+
+
+@needs_cuda
+def test_a_smoke_profile_run_trains_and_evaluates_on_cuda(tmp_path: Path) -> None:
+    """The first run of the smoke profile (what `snakemake --profile pipelines/profiles/smoke` trains), on cuda."""
+    from mtl_pipelines import grid
+
+    runs = grid.expand(grid.load_profile("smoke"))
+    config = next(iter(runs.values())).config
+    result = train(config, tmp_path / "run", progress=False, device="cuda")
+    evaluated = evaluate_run(tmp_path / "run", progress=False, device="cuda")
+    assert result["epochs"] == config["train"]["epochs"] and evaluated["test"]
+    assert not runmod.nonfinite_fields(evaluated)
+
+
+CELEBA_ON_CUDA: dict[str, Any] = {
+    "name": "cuda-resume",
+    "dataset": {
+        "name": "celeba_standin",
+        "split_options": {"train": {"size": 32}, "val": {"size": 8}, "test": {"size": 8}},
+    },
+    "model": {"name": "celeba_cnn", "options": {"width": 0.25}},
+    "method": {"name": "exact+pcgrad"},  # random task order: the CUDA and CPU RNG states must be restored
+    "optimizer": {"name": "adam", "lr": 1e-3},
+    "train": {"epochs": 3, "batch_size": 8, "seed": 3, "max_steps_per_epoch": 2, "device": "cuda"},
+    "eval": {"batch_size": 8},
+}
+
+
+@needs_cuda
+def test_a_cuda_run_killed_and_resumed_ends_bit_identical(tmp_path: Path) -> None:
+    """SIGKILL after the first checkpoint on cuda, resume on cuda: the uninterrupted run's metrics and weights,
+    bit for bit. CelebA CNN: every operator it uses has a deterministic CUDA kernel (train.deterministic: true;
+    the segmentation models use some that have none, see mtl_pipelines.run.set_determinism)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from run_helpers import kill_after_first_checkpoint
+
+    reference = train(CELEBA_ON_CUDA, tmp_path / "reference", progress=False)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(CELEBA_ON_CUDA))
+    assert kill_after_first_checkpoint(path, tmp_path / "killed") in (1, 2)
+    resumed = train(CELEBA_ON_CUDA, tmp_path / "killed", progress=False)
+    assert _without_seconds(resumed) == _without_seconds(reference)
+    a = torch.load(tmp_path / "killed" / runmod.CHECKPOINT, weights_only=True)["model"]
+    b = torch.load(tmp_path / "reference" / runmod.CHECKPOINT, weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
