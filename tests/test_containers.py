@@ -147,3 +147,24 @@ def test_apptainer_definition_wraps_the_oci_image_and_isolates_user_site_package
 def test_build_script_rejects_bad_options_before_doing_anything(args, message):
     res = subprocess.run(["bash", str(CONTAINERS / "build.sh"), *args], capture_output=True, text=True, timeout=30)
     assert res.returncode == 2 and message in res.stderr, shlex.join(args) + res.stderr
+
+
+def test_the_cuda_image_leaves_cuda_visible_devices_to_the_scheduler_and_fixes_the_cublas_workspace():
+    """Inside the image the run device comes from what the runtime and the scheduler make visible: the cuda
+    stage exposes the granted GPUs (NVIDIA_VISIBLE_DEVICES=all) and sets the cuBLAS workspace that
+    train.deterministic needs; neither image nor SIF overrides CUDA_VISIBLE_DEVICES (Slurm's allocation)."""
+    from mtl_pipelines.run import CUBLAS_WORKSPACE
+
+    text = _containerfile()
+    cuda = text.split("AS cuda", 1)[1]
+    assert f"CUBLAS_WORKSPACE_CONFIG={CUBLAS_WORKSPACE}" in cuda
+    definition = (CONTAINERS / "mtl.def").read_text()
+    env = definition.split("%environment", 1)[1].split("%runscript", 1)[0]
+    assert f'CUBLAS_WORKSPACE_CONFIG="${{CUBLAS_WORKSPACE_CONFIG:-{CUBLAS_WORKSPACE}}}"' in env
+    for source in (text, env):
+        assert not re.search(r"^\s*(ENV|export)\b.*CUDA_VISIBLE_DEVICES", source, re.M)
+    # the documented GPU training jobs: --gpus all (docker/podman) and --nv (Apptainer), on --device cuda
+    assert re.search(r"docker run --rm --gpus all .* mtl-repro:cuda train run\.yaml --device cuda", text)
+    assert "apptainer run --nv mtl-repro-cuda.sif train cfg.yaml --device cuda" in definition
+    hpc = (CONTAINERS.parent / "docs" / "hpc.md").read_text()
+    assert "--gpus all" in hpc and "--nv" in hpc and "--device cuda" in hpc

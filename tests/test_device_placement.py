@@ -259,3 +259,24 @@ def test_a_cuda_run_killed_and_resumed_ends_bit_identical(tmp_path: Path) -> Non
     a = torch.load(tmp_path / "killed" / runmod.CHECKPOINT, weights_only=True)["model"]
     b = torch.load(tmp_path / "reference" / runmod.CHECKPOINT, weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_reserved_gpus_map_onto_the_run_device_and_an_invisible_gpu_is_exit_2(tmp_path: Path) -> None:
+    """A workflow job's `gpu` resource decides its --device; a GPU job whose GPU the scheduler did not make
+    visible (CUDA_VISIBLE_DEVICES empty) stops with exit 2 naming the variable, before anything is written."""
+    import os
+    import subprocess
+
+    assert [runmod.device_for_gpus(g) for g in (0, "0", None, 1, "2")] == ["cpu", "cpu", "cpu", "cuda", "cuda"]
+    with pytest.raises(cfg.ConfigError, match="gpus: -1"):
+        runmod.device_for_gpus(-1)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(SCENES))
+    argv = [sys.executable, "-m", "mtl_pipelines.cli", "train", str(path), "--run-dir", str(tmp_path / "r")]
+    done = subprocess.run(
+        [*argv, "--device", runmod.device_for_gpus(1)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "--device: 'cuda'" in done.stderr and "CUDA_VISIBLE_DEVICES=''" in done.stderr
+    assert not (tmp_path / "r").exists()

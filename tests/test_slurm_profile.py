@@ -140,7 +140,8 @@ def _submitted_resources(dry_run_log: str) -> dict[str, set[str]]:
 @pytest.mark.parametrize(("gpus", "expected"), [("0", set()), ("1", {"--gpus=1"})])
 def test_training_jobs_request_gpus_only_when_the_pipeline_profile_asks(tmp_path, gpus, expected):
     """The pipeline's `gpus` setting (0 in smoke/default, 1 in paper) reaches sbatch as --gpus, for the
-    training and evaluation rules only; data preparation and reports never ask for a GPU."""
+    training and evaluation rules only; data preparation and reports never ask for a GPU; the training and
+    evaluation commands run on the device they reserved."""
     from snakemake_executor_plugin_slurm.utils import set_gres_string
 
     workdir = tmp_path / "wf"
@@ -159,6 +160,10 @@ def test_training_jobs_request_gpus_only_when_the_pipeline_profile_asks(tmp_path
     assert {"prepare", "train", "evaluate", "report_study"} <= set(gpu_by_rule), gpu_by_rule
     assert gpu_by_rule["train"] == gpu_by_rule["evaluate"] == {gpus}
     assert gpu_by_rule["prepare"] == gpu_by_rule["report_study"] == {"0"}
+    # ... and sets the run device from them: cuda (the GPU Slurm made visible) or cpu (never an unreserved GPU)
+    commands = [line for line in out.splitlines() if re.search(r"\b(train|evaluate) --job ", line)]
+    device = "cuda" if gpus != "0" else "cpu"
+    assert commands and all(f"--device {device} " in line for line in commands), commands[:2]
 
     class _Job:  # what the plugin reads of a job when it writes the sbatch call
         def __init__(self, gpu: str) -> None:

@@ -1,3 +1,6 @@
+from mtl_pipelines.run import device_for_gpus
+
+
 rule train:
     """Train (or resume) the runs of one job: per run metrics.jsonl, final.json and an atomic checkpoint after
     every epoch under results/<profile>/runs/<run>/; the stamp lists the runs and their wall times."""
@@ -12,6 +15,8 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{job}}.tsv"
     params:
         mtl=MTL,
+        # the reserved GPUs decide the device (cuda: the one CUDA_VISIBLE_DEVICES shows; none: cpu)
+        device=lambda wildcards, resources: device_for_gpus(resources.gpu),
     threads: 1
     resources:
         mem_mb=config["mem_mb"],
@@ -21,7 +26,7 @@ rule train:
         "../envs/mtl.yaml"
     shell:
         # Run ids end with the hash of their resolved config: a changed study or profile is a new run.
-        "{params.mtl} train --job {input.job} --stamp {output} --quiet > {log} 2>&1"
+        "{params.mtl} train --job {input.job} --stamp {output} --device {params.device} --quiet > {log} 2>&1"
 
 
 rule evaluate:
@@ -38,6 +43,7 @@ rule evaluate:
         f"{RESULTS}/benchmarks/evaluate/{{job}}.tsv"
     params:
         mtl=MTL,
+        device=lambda wildcards, resources: device_for_gpus(resources.gpu),
     threads: 1
     resources:
         mem_mb=config["mem_mb"],
@@ -46,4 +52,4 @@ rule evaluate:
     conda:
         "../envs/mtl.yaml"
     shell:
-        "{params.mtl} evaluate --job {input.job} --stamp {output} --quiet > {log} 2>&1"
+        "{params.mtl} evaluate --job {input.job} --stamp {output} --device {params.device} --quiet > {log} 2>&1"

@@ -76,6 +76,7 @@ __all__ = [
     "RunError",
     "Trainee",
     "config_hash",
+    "device_for_gpus",
     "evaluate_model",
     "finite_or_null",
     "nonfinite_fields",
@@ -199,6 +200,21 @@ def resolve_device(spec: str, field: str = "train.device") -> torch.device:
             f"{field}: {spec!r} asks for CUDA device {index}, but only {torch.cuda.device_count()} are visible{where}"
         )
     return torch.device("cuda", index)
+
+
+def device_for_gpus(gpus: int | str | None) -> str:
+    """The ``--device`` of a workflow job that reserved ``gpus`` GPUs (Snakemake's ``resources.gpu``, which the
+    Slurm profile submits as ``--gpus``): ``cuda`` when it reserved any, i.e. the first device
+    ``CUDA_VISIBLE_DEVICES`` shows, which Slurm (and the NVIDIA container toolkit) set to the allocated GPU;
+    a job whose GPU is not visible stops with exit 2 instead of training on the CPU for weeks. ``cpu`` when it
+    reserved none, so a job never takes a GPU that the scheduler did not give it."""
+    try:
+        count = int(gpus or 0)
+    except (TypeError, ValueError):
+        raise ConfigError(f"gpus: {gpus!r} is not a number of GPUs; valid: an integer >= 0") from None
+    if count < 0:
+        raise ConfigError(f"gpus: {count} is not a number of GPUs; valid: an integer >= 0")
+    return "cuda" if count > 0 else "cpu"
 
 
 def place(obj: Any, device: torch.device) -> Any:
