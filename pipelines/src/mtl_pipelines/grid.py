@@ -344,6 +344,8 @@ def _block_runs(
     scale = deep_merge(profile.get("scale", {}), benchmark.get("scale", {}))
     base = _scaled({k: v for k, v in protocol.items() if k != "dataset"}, scale)
     base["train"].setdefault("threads", profile.get("threads", 1))
+    if "loader" in profile:  # how batches are produced (train.loader; not part of a run's identity)
+        base["train"].setdefault("loader", copy.deepcopy(profile["loader"]))
     if block.get("diagnostics_every"):
         base["train"]["diagnostics_every"] = block["diagnostics_every"]
     if block.get("corruptions"):
