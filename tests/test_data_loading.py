@@ -47,7 +47,7 @@ def _config(workers: int, cache: Path | None = None) -> dict[str, Any]:
 
 
 def _without_seconds(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if k != "seconds"}
+    return {k: v for k, v in result.items() if k not in runmod.MEASURED_FIELDS}
 
 
 @pytest.mark.slow
