@@ -80,12 +80,17 @@ class Split:
 
 
 def build_split(dataset_cfg: Mapping[str, Any], split: str, tasks: Sequence[str] | None, options: Any = None) -> Split:
-    """Create split ``split`` of the configured dataset, restricted to ``tasks`` (all when None), batched
-    with ``options`` (:func:`loader_options`; default: in this process)."""
+    """Create split ``split`` of the configured dataset (real data verified against its ``prepare`` manifest,
+    :func:`mtl_data.manifest.verify_dataset`), restricted to ``tasks`` (all when None), batched with ``options``
+    (:func:`loader_options`; default: in this process)."""
     import mtl_data
+    from mtl_data.manifest import verify_dataset
 
     merged = {**dataset_cfg.get("options", {}), **dataset_cfg.get("split_options", {}).get(split, {})}
     dataset = mtl_data.create(dataset_cfg["name"], split=split, root=dataset_cfg.get("root"), **merged)
+    # prepared real data: its files still match the checksum manifest (size + mtime cache, full hash on change);
+    # a changed file stops the run naming it (ValueError: exit 2) before anything is trained
+    verify_dataset(dataset)
     chosen = list(tasks) if tasks else list(dataset.tasks)
     unknown = [t for t in chosen if t not in dataset.tasks]
     if unknown:
