@@ -10,7 +10,7 @@ rule report_study:
     log:
         f"{LOGS}/report/{{study}}.log",
     params:
-        mtl=MTL,
+        python=PYTHON,
         profile=config["profile"],
     threads: 1
     resources:
@@ -20,7 +20,7 @@ rule report_study:
     conda:
         "../envs/mtl.yaml"
     shell:
-        "{params.mtl} report {wildcards.study} --profile {params.profile} > {log} 2>&1"
+        "{params.python:q} -m mtl_pipelines.cli report {wildcards.study:q} --profile {params.profile:q} > {log:q} 2>&1"
 
 
 rule report_index:
@@ -33,7 +33,7 @@ rule report_index:
     log:
         f"{LOGS}/report/index.log",
     params:
-        mtl=MTL,
+        python=PYTHON,
         profile=config["profile"],
     threads: 1
     resources:
@@ -43,7 +43,7 @@ rule report_index:
     conda:
         "../envs/mtl.yaml"
     shell:
-        "{params.mtl} report index --profile {params.profile} > {log} 2>&1"
+        "{params.python:q} -m mtl_pipelines.cli report index --profile {params.profile:q} > {log:q} 2>&1"
 
 
 rule paper_000:

@@ -11,7 +11,7 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{job}}.tsv"
     params:
-        mtl=MTL,
+        python=PYTHON,
     threads: 1
     resources:
         mem_mb=config["mem_mb"],
@@ -21,7 +21,7 @@ rule train:
         "../envs/mtl.yaml"
     shell:
         # Run ids end with the hash of their resolved config: a changed study or profile is a new run.
-        "{params.mtl} train --job {input.job} --stamp {output} --quiet > {log} 2>&1"
+        "{params.python:q} -m mtl_pipelines.cli train --job {input.job:q} --stamp {output:q} --quiet > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -37,7 +37,7 @@ rule evaluate:
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{job}}.tsv"
     params:
-        mtl=MTL,
+        python=PYTHON,
     threads: 1
     resources:
         mem_mb=config["mem_mb"],
@@ -46,4 +46,4 @@ rule evaluate:
     conda:
         "../envs/mtl.yaml"
     shell:
-        "{params.mtl} evaluate --job {input.job} --stamp {output} --quiet > {log} 2>&1"
+        "{params.python:q} -m mtl_pipelines.cli evaluate --job {input.job:q} --stamp {output:q} --quiet > {log:q} 2>&1"
