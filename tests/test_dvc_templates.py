@@ -185,17 +185,17 @@ def test_write_summary_copies_the_figures_and_drops_stale_ones(tmp_path: Path, m
     (reports / study / "summary.json").write_text(json.dumps({"id": study, "runs": 3, "distance": "5% over 2 cells"}))
     (reports / study / "fig.png").write_bytes(b"\x89PNG fake")
     (reports / study / "table.csv").write_text("a,b\n")
-    stale = reports / "dvc" / "figures" / study / "old.png"
+    stale = reports / "summary" / "figures" / study / "old.png"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")
     written = dvc.write_summary("smoke", study)
-    assert json.loads((reports / "dvc" / "metrics" / f"{study}.json").read_text()) == {
+    assert json.loads((reports / "summary" / "metrics" / f"{study}.json").read_text()) == {
         "runs": 3,
         "published_cells": 2,
         "median_distance_pct": 5.0,
     }
-    assert sorted(p.name for p in (reports / "dvc" / "figures" / study).iterdir()) == ["fig.png"]
-    assert (reports / "dvc" / "figures" / study / "fig.png").read_bytes() == b"\x89PNG fake"
+    assert sorted(p.name for p in (reports / "summary" / "figures" / study).iterdir()) == ["fig.png"]
+    assert (reports / "summary" / "figures" / study / "fig.png").read_bytes() == b"\x89PNG fake"
     assert len(written) == 2
     (reports / study / "summary.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="expected a JSON object"):

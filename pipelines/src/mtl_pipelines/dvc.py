@@ -146,16 +146,16 @@ _REPORT = """\
             cache: false
         - ${paths.reports}/${item}/summary.json:
             cache: false
-        - ${paths.reports}/dvc/metrics/${item}.json:
+        - ${paths.reports}/summary/metrics/${item}.json:
             cache: false
-        - ${paths.reports}/dvc/figures/${item}:
+        - ${paths.reports}/summary/figures/${item}:
             cache: false
 """
 _INDEX = """\
   index:
     cmd: @MTL@ report index --profile ${shell.profile}
     deps:
-      - ${paths.reports}/dvc/metrics
+      - ${paths.reports}/summary/metrics
     params:
       - profile
     outs:
@@ -164,9 +164,9 @@ _INDEX = """\
       - ${paths.reports}/index.html:
           cache: false
 metrics:
-  - ${paths.reports}/dvc/metrics
+  - ${paths.reports}/summary/metrics
 plots:
-  - ${paths.reports}/dvc/figures
+  - ${paths.reports}/summary/figures
 """
 
 
@@ -341,8 +341,8 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def write_summary(profile_name: str, study: str) -> list[Path]:
-    """``<reports>/dvc/metrics/<study>.json`` (its row of ``dvc metrics show``) and copies of the study's
-    figures under ``<reports>/dvc/figures/<study>/`` (``dvc plots show`` embeds images, no Vega needed)."""
+    """``<reports>/summary/metrics/<study>.json`` (its row of ``dvc metrics show``) and copies of the study's
+    figures under ``<reports>/summary/figures/<study>/`` (``dvc plots show`` embeds images, no Vega needed)."""
     profile = grid.load_profile(profile_name)
     studies = grid.load_studies()
     if study not in studies:
@@ -358,9 +358,9 @@ def write_summary(profile_name: str, study: str) -> list[Path]:
         raise ValueError(f"{summary_path}: not valid JSON ({exc})") from exc
     if not isinstance(summary, Mapping):
         raise ValueError(f"{summary_path}: expected a JSON object, got {type(summary).__name__}")
-    metrics_path = reports / "dvc" / "metrics" / f"{study}.json"
+    metrics_path = reports / "summary" / "metrics" / f"{study}.json"
     io.write_json(metrics_path, summary_metrics(summary))
-    figures = reports / "dvc" / "figures" / study
+    figures = reports / "summary" / "figures" / study
     if figures.exists():
         shutil.rmtree(figures)  # figures the study no longer draws must not linger
     figures.mkdir(parents=True)
