@@ -153,6 +153,8 @@ def test_job_configs_are_independent_copies(tmp_path: Path) -> None:
 
 
 def test_summary_metrics_keep_what_a_table_can_show() -> None:
+    verdict = {"study": "004_table2", "claim": "c", "statement": "s", "statistic": 1.0, "interval": [0.5, 1.5]}
+    verdict |= {"method": "t-interval over 3 seeds", "n_seeds": 3, "detail": ""}
     summary = {
         "id": "004_table2",
         "title": "ConsMTL Table 2: Cityscapes 2-task (MTAN) — a long title",
@@ -161,8 +163,8 @@ def test_summary_metrics_keep_what_a_table_can_show() -> None:
         "runs": 12,
         "distance": "97% over 16 cells",
         "not_run": 0,
-        "verdicts": {"reproduced": 1, "not reproduced": 2, "note": "x" * 40},
-        "pipeline_check": True,
+        "verdicts": [{**verdict, "verdict": v} for v in ("reproduced", "inconclusive", "inconclusive")],
+        "extra": {"n": 1, "note": "x" * 40},
     }
     assert dvc.summary_metrics(summary) == {
         "data": "stand-in",
@@ -170,10 +172,14 @@ def test_summary_metrics_keep_what_a_table_can_show() -> None:
         "published_cells": 16,
         "median_distance_pct": 97.0,
         "not_run": 0,
-        "verdicts": {"reproduced": 1, "not reproduced": 2},
-        "pipeline_check": True,
+        "verdicts": {"reproduced": 1, "not_reproduced": 0, "inconclusive": 2},
+        "extra": {"n": 1},
     }
     assert dvc.summary_metrics({"distance": "—", "runs": 0}) == {"runs": 0}
+    assert dvc.summary_metrics({"distance": "pipeline check", "verdicts": []}) == {
+        "pipeline_check": True,
+        "verdicts": {"reproduced": 0, "not_reproduced": 0, "inconclusive": 0},
+    }
 
 
 def test_write_summary_copies_the_figures_and_drops_stale_ones(tmp_path: Path, monkeypatch) -> None:

@@ -168,9 +168,9 @@ def test_snakemake_report_holds_the_tables_and_figures(snakemake_dir: Path) -> N
     )
     archive = zipfile.ZipFile(report)
     names = archive.namelist()  # report/data/raw/<hash>/<file name>
-    tables = sorted(archive.read(n) for n in names if n.endswith("/table.csv"))
+    tables = sorted(archive.read(n) for n in names if n.endswith("/table.html"))
     studies = grid.load_profile("smoke")["studies"]
-    assert tables == sorted((snakemake_dir / REPORTS / s / "table.csv").read_bytes() for s in studies)
+    assert tables == sorted((snakemake_dir / REPORTS / s / "table.html").read_bytes() for s in studies)
     figures = sorted(p.name for p in (snakemake_dir / REPORTS).glob("*/*.png"))
     assert figures and sorted(n.rsplit("/", 1)[1] for n in names if n.endswith(".png")) == figures
     assert sum(n.endswith("/index.html") and "/data/raw/" in n for n in names) == 1

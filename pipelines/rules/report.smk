@@ -7,12 +7,13 @@ rule report_study:
     output:
         md=f"{REPORTS}/{{study}}/table.md",
         tex=f"{REPORTS}/{{study}}/table.tex",
-        csv=report(
-            f"{REPORTS}/{{study}}/table.csv",
+        csv=f"{REPORTS}/{{study}}/table.csv",
+        html=report(
+            f"{REPORTS}/{{study}}/table.html",
             caption="../captions/table.rst",
             category="Tables",
             subcategory="{study}",
-            labels={"study": "{study}", "what": "table (ours, published)"},
+            labels={"study": "{study}", "what": "tables (ours, published), verdicts"},
         ),
         summary=f"{REPORTS}/{{study}}/summary.json",
         metrics=f"{REPORTS}/summary/metrics/{{study}}.json",

@@ -144,6 +144,8 @@ _REPORT = """\
             cache: false
         - ${paths.reports}/${item}/table.csv:
             cache: false
+        - ${paths.reports}/${item}/table.html:
+            cache: false
         - ${paths.reports}/${item}/summary.json:
             cache: false
         - ${paths.reports}/summary/metrics/${item}.json:
@@ -311,8 +313,10 @@ _SHORT = 16  # longer strings (titles, scale lines) would make the table of `dvc
 
 
 def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """A study's row of ``dvc metrics show`` from the ``summary.json`` its report wrote: numbers, flags,
-    mappings of them (e.g. verdict counts) and short strings; the distance line split into its numbers."""
+    """A study's row of ``dvc metrics show`` from the ``summary.json`` its report wrote: the verdicts counted
+    by kind, the distance line split into its numbers (or ``pipeline_check``), and the other numbers, flags
+    and short strings (titles and scale lines would make the table unreadable)."""
+    from mtl_pipelines.report.index import PIPELINE_CHECK, VERDICTS
 
     def keep(value: Any) -> Any:
         if isinstance(value, (bool, int, float)):
@@ -333,6 +337,12 @@ def summary_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
             if match:
                 out["published_cells"] = int(match["cells"])
                 out["median_distance_pct"] = float(match["pct"])
+            elif value == PIPELINE_CHECK:
+                out["pipeline_check"] = True
+            continue
+        if key == "verdicts" and isinstance(value, list):
+            kinds = [v.get("verdict") for v in value if isinstance(v, Mapping)]
+            out["verdicts"] = {name.replace(" ", "_"): kinds.count(name) for name in VERDICTS}
             continue
         kept = keep(value)
         if kept is not None:
