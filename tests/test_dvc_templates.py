@@ -216,3 +216,13 @@ def test_params_yaml_keeps_jobs_and_runs_out_of_dvc_yaml(tmp_path: Path) -> None
     assert set(params["jobs"]) == set(plan.jobs)
     assert set(params["each"]["run"]) == set(plan.runs)
     assert sorted(r for e in params["jobs"].values() for r in e["runs"]) == sorted(plan.runs)  # each once
+
+
+def test_dvcignore_keeps_its_rules_and_adds_the_fan_in_rule_once(tmp_path: Path) -> None:
+    (tmp_path / ".dvcignore").write_text("# mine\n/data/raw")
+    dvc.write("smoke", tmp_path)
+    dvc.write("smoke", tmp_path)
+    assert (tmp_path / ".dvcignore").read_text() == f"# mine\n/data/raw\n{dvc.DVCIGNORE_RULE}\n"
+    assert dvc.check("smoke", tmp_path) == []
+    (tmp_path / ".dvcignore").write_text("# mine\n")
+    assert dvc.check("smoke", tmp_path) == [".dvcignore"]

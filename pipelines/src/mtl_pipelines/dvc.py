@@ -287,20 +287,39 @@ def render(profile_name: str) -> tuple[str, str, int]:
     return render_profile(grid.load_profile(profile_name))
 
 
+# The stamp directories that stages depend on as a whole (the fan-ins above) also receive the .gitignore files
+# DVC writes next to cached outputs, in whatever order it restores them: left in, `dvc pull` would make the
+# directory "modified" and every stage after it stale.
+DVCIGNORE_RULE = "**/dvc/evaluated/**/.gitignore"
+
+
+def _dvcignore(root: Path) -> str:
+    """``root/.dvcignore`` with :data:`DVCIGNORE_RULE` (its current text kept, the rule added once)."""
+    path = root / ".dvcignore"
+    text = path.read_text() if path.is_file() else ""
+    if DVCIGNORE_RULE in text.splitlines():
+        return text
+    return text + ("" if not text or text.endswith("\n") else "\n") + DVCIGNORE_RULE + "\n"
+
+
 def write(profile_name: str, root: str | Path = ".") -> int:
-    """Write ``dvc.yaml`` and ``params.yaml`` under ``root``; returns the number of expanded stages."""
+    """Write ``dvc.yaml`` and ``params.yaml`` under ``root`` (and the rule of ``.dvcignore`` they need);
+    returns the number of expanded stages."""
+    root = Path(root)
     dvc_text, params_text, n = render(profile_name)
-    io.write_text(Path(root) / "dvc.yaml", dvc_text)
-    io.write_text(Path(root) / "params.yaml", params_text)
+    io.write_text(root / "dvc.yaml", dvc_text)
+    io.write_text(root / "params.yaml", params_text)
+    io.write_text(root / ".dvcignore", _dvcignore(root))
     return n
 
 
 def check(profile_name: str, root: str | Path = ".") -> list[str]:
     """Names of the files under ``root`` that differ from what the studies generate (empty: up to date)."""
+    root = Path(root)
     dvc_text, params_text, _ = render(profile_name)
     stale = []
-    for name, text in (("dvc.yaml", dvc_text), ("params.yaml", params_text)):
-        path = Path(root) / name
+    for name, text in (("dvc.yaml", dvc_text), ("params.yaml", params_text), (".dvcignore", _dvcignore(root))):
+        path = root / name
         if not path.is_file() or path.read_text() != text:
             stale.append(name)
     return stale
