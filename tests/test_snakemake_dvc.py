@@ -1,6 +1,7 @@
 """Snakemake and DVC on the smoke profile: lint, every rule runs, same tables from both tools, `dvc repro`
-twice is a no-op, push/pull to a local remote restores the checkpoints bit-identically, and the committed
-dvc.yaml/params.yaml are what the studies generate.
+twice is a no-op, push/pull to a local remote restores the checkpoints bit-identically, `dvc metrics show`
+and `dvc plots show` and `snakemake --report` show the studies, DVC after Snakemake trains nothing again, and
+the committed dvc.yaml/params.yaml are what the studies generate.
 
 The smoke workflow (8 runs on 8 stand-in images) is executed once per tool in temporary directories
 (module-scoped fixtures); the whole file takes a few minutes on 2 cores, so it is marked slow.
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -118,7 +121,74 @@ def test_dvc_repro_twice_is_a_noop(dvc_dir: Path) -> None:
     done = _run([str(BIN / "dvc"), "repro"], dvc_dir)
     assert "up to date" in done.stdout
     assert {p: p.stat().st_mtime_ns for p in before} == before
-    assert "final.json" in _run([str(BIN / "dvc"), "metrics", "show"], dvc_dir).stdout
+    assert "up to date" in _run([str(BIN / "dvc"), "status"], dvc_dir).stdout
+
+
+def test_dvc_metrics_show_one_row_per_study(dvc_dir: Path) -> None:
+    """`dvc metrics show`: a table with one line per study (runs, published cells, distance), nothing else."""
+    lines = _run([str(BIN / "dvc"), "metrics", "show"], dvc_dir).stdout.strip().splitlines()
+    header, rows = lines[0].split(), lines[1:]
+    assert header[0] == "Path" and {"runs", "not_run", "data"} <= set(header), header
+    studies = grid.load_profile("smoke")["studies"]
+    assert sorted(r.split()[0] for r in rows) == sorted(f"{REPORTS}/summary/metrics/{s}.json" for s in studies)
+    summary = json.loads((dvc_dir / REPORTS / "004_table2" / "summary.json").read_text())
+    row = next(r.split() for r in rows if "004_table2" in r)
+    assert row[header.index("runs")] == str(summary["runs"])
+
+
+def test_dvc_plots_show_renders_the_report_figures_offline(dvc_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plots"
+    _run([str(BIN / "dvc"), "plots", "show", "-o", str(out)], dvc_dir)
+    page = (out / "index.html").read_text()
+    figures = sorted(p.name for p in (dvc_dir / REPORTS).glob("*/*.png"))
+    assert figures and page.count("<img") == len(figures)
+    assert "<script" not in page  # images only: no Vega from a CDN, the page works offline
+    assert all((out / "static").glob(f"*{name}") for name in figures)
+
+
+def test_snakemake_report_holds_the_tables_and_figures(snakemake_dir: Path) -> None:
+    """`snakemake --report` collects each study's table and figures (the `report()` outputs)."""
+    report = snakemake_dir / "report.zip"
+    _run(
+        [
+            str(BIN / "snakemake"),
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(snakemake_dir),
+            "--report",
+            str(report),
+            "reproduce_tables",
+            "--configfile",
+            str(REPO / "pipelines/configs/snakemake.yaml"),
+            "--config",
+            "profile=smoke",
+        ],
+        REPO,
+    )
+    archive = zipfile.ZipFile(report)
+    names = archive.namelist()  # report/data/raw/<hash>/<file name>
+    tables = sorted(archive.read(n) for n in names if n.endswith("/table.html"))
+    studies = grid.load_profile("smoke")["studies"]
+    assert tables == sorted((snakemake_dir / REPORTS / s / "table.html").read_bytes() for s in studies)
+    figures = sorted(p.name for p in (snakemake_dir / REPORTS).glob("*/*.png"))
+    assert figures and sorted(n.rsplit("/", 1)[1] for n in names if n.endswith(".png")) == figures
+    assert sum(n.endswith("/index.html") and "/data/raw/" in n for n in names) == 1
+
+
+def test_dvc_after_snakemake_reuses_the_trained_runs(snakemake_dir: Path) -> None:
+    """What pipelines/README.md says: after a Snakemake run, `dvc status` reports every stage as new (DVC has
+    no record of it), and `dvc repro` trains nothing again: the run directories are the same, finished runs
+    are skipped; DVC re-does its own bookkeeping, the evaluations and the reports."""
+    _run([str(BIN / "dvc"), "init", "--no-scm", "-q"], snakemake_dir)
+    dvc.write("smoke", snakemake_dir)
+    status = _run([str(BIN / "dvc"), "status"], snakemake_dir).stdout
+    assert "train@" in status and "up to date" not in status
+    before = {p: p.stat().st_mtime_ns for p in (snakemake_dir / "results").rglob("checkpoint.pt")}
+    assert before
+    _run([str(BIN / "dvc"), "repro", "-q"], snakemake_dir)
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert "up to date" in _run([str(BIN / "dvc"), "status"], snakemake_dir).stdout
 
 
 def test_dvc_push_pull_restores_checkpoints_bit_identical(dvc_dir: Path, tmp_path: Path) -> None:
@@ -128,11 +198,11 @@ def test_dvc_push_pull_restores_checkpoints_bit_identical(dvc_dir: Path, tmp_pat
     checkpoints = sorted((dvc_dir / "results").rglob("checkpoint.pt"))
     assert checkpoints
     digests = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in checkpoints}
-    for p in checkpoints:
-        p.unlink()
+    shutil.rmtree(dvc_dir / "results")  # every run directory and stamp
     shutil.rmtree(dvc_dir / ".dvc" / "cache")
     _run([str(BIN / "dvc"), "pull", "-q"], dvc_dir)
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in checkpoints} == digests
+    assert "up to date" in _run([str(BIN / "dvc"), "status"], dvc_dir).stdout  # nothing to recompute
 
 
 def test_committed_dvc_files_are_generated_from_the_studies() -> None:

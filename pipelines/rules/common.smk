@@ -1,5 +1,4 @@
 # The grid of the chosen profile (single source of truth shared with `mtl dvc`): runs, jobs, studies, paths.
-import shlex
 import sys
 
 from mtl_pipelines import grid
@@ -7,10 +6,9 @@ from mtl_pipelines import jobs as mtl_jobs
 
 # The interpreter running Snakemake (e.g. .venv/bin/python) runs the CLI: no need to activate the venv.
 # Inside the container image (`container_image`), that host path does not exist: the image's python has it.
-if config.get("container_image"):
-    MTL = "python -m mtl_pipelines.cli"
-else:
-    MTL = f"{shlex.quote(sys.executable)} -m mtl_pipelines.cli"
+# Every value pasted into a shell command is quoted (`{...:q}`): profile paths may contain spaces, and
+# grid.load_profile refuses shell syntax in them (mtl_pipelines.safe_paths) as a second line of defence.
+PYTHON = "python" if config.get("container_image") else sys.executable
 
 PROFILE = grid.load_profile(config["profile"])
 PLAN = grid.plan(PROFILE)

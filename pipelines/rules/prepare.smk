@@ -7,7 +7,7 @@ rule prepare:
     benchmark:
         f"{RESULTS}/benchmarks/prepare/{{benchmark}}.tsv"
     params:
-        mtl=MTL,
+        python=PYTHON,
         profile=config["profile"],
     threads: 1
     resources:
@@ -17,4 +17,4 @@ rule prepare:
     conda:
         "../envs/mtl.yaml"
     shell:
-        "{params.mtl} prepare {wildcards.benchmark} --profile {params.profile} --stamp {output} > {log} 2>&1"
+        "{params.python:q} -m mtl_pipelines.cli prepare {wildcards.benchmark:q} --profile {params.profile:q} --stamp {output:q} > {log:q} 2>&1"

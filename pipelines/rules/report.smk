@@ -1,16 +1,34 @@
 rule report_study:
-    """Tables (md, tex, csv) and figures of one study, published numbers beside ours; its index row."""
+    """Tables (md, tex, csv) and figures of one study, published numbers beside ours; its index row; its
+    summary row and a copy of its figures (`mtl dvc --summary`: what `snakemake --report` and `dvc metrics
+    show` / `dvc plots show` show)."""
     input:
         study_inputs,
     output:
         md=f"{REPORTS}/{{study}}/table.md",
         tex=f"{REPORTS}/{{study}}/table.tex",
         csv=f"{REPORTS}/{{study}}/table.csv",
+        html=report(
+            f"{REPORTS}/{{study}}/table.html",
+            caption="../captions/table.rst",
+            category="Tables",
+            subcategory="{study}",
+            labels={"study": "{study}", "what": "tables (ours, published), verdicts"},
+        ),
         summary=f"{REPORTS}/{{study}}/summary.json",
+        metrics=f"{REPORTS}/summary/metrics/{{study}}.json",
+        figures=report(
+            directory(f"{REPORTS}/summary/figures/{{study}}"),
+            patterns=["{name}.png"],
+            caption="../captions/figure.rst",
+            category="Figures",
+            subcategory="{study}",
+            labels={"study": "{study}", "what": "{name}"},
+        ),
     log:
         f"{LOGS}/report/{{study}}.log",
     params:
-        mtl=MTL,
+        python=PYTHON,
         profile=config["profile"],
     threads: 1
     resources:
@@ -20,7 +38,9 @@ rule report_study:
     conda:
         "../envs/mtl.yaml"
     shell:
-        "{params.mtl} report {wildcards.study} --profile {params.profile} > {log} 2>&1"
+        "({params.python:q} -m mtl_pipelines.cli report {wildcards.study:q} --profile {params.profile:q} && "
+        "{params.python:q} -m mtl_pipelines.cli dvc --profile {params.profile:q} --summary {wildcards.study:q}) "
+        "> {log:q} 2>&1"
 
 
 rule report_index:
@@ -29,11 +49,11 @@ rule report_index:
         [t for s in CHOSEN for t in study_tables(s)],
     output:
         md=f"{REPORTS}/index.md",
-        html=f"{REPORTS}/index.html",
+        html=report(f"{REPORTS}/index.html", caption="../captions/index.rst", category="Index"),
     log:
         f"{LOGS}/report/index.log",
     params:
-        mtl=MTL,
+        python=PYTHON,
         profile=config["profile"],
     threads: 1
     resources:
@@ -43,7 +63,7 @@ rule report_index:
     conda:
         "../envs/mtl.yaml"
     shell:
-        "{params.mtl} report index --profile {params.profile} > {log} 2>&1"
+        "{params.python:q} -m mtl_pipelines.cli report index --profile {params.profile:q} > {log:q} 2>&1"
 
 
 rule paper_000:

@@ -14,7 +14,7 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{job}}.tsv"
     params:
-        mtl=MTL,
+        python=PYTHON,
         # the reserved GPUs decide the device (cuda: the one CUDA_VISIBLE_DEVICES shows; none: cpu)
         device=lambda wildcards, resources: device_for_gpus(resources.gpu),
     threads: 1
@@ -26,7 +26,7 @@ rule train:
         "../envs/mtl.yaml"
     shell:
         # Run ids end with the hash of their resolved config: a changed study or profile is a new run.
-        "{params.mtl} train --job {input.job} --stamp {output} --device {params.device} --quiet > {log} 2>&1"
+        "{params.python:q} -m mtl_pipelines.cli train --job {input.job:q} --stamp {output:q} --device {params.device:q} --quiet > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -42,7 +42,7 @@ rule evaluate:
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{job}}.tsv"
     params:
-        mtl=MTL,
+        python=PYTHON,
         device=lambda wildcards, resources: device_for_gpus(resources.gpu),
     threads: 1
     resources:
@@ -52,4 +52,4 @@ rule evaluate:
     conda:
         "../envs/mtl.yaml"
     shell:
-        "{params.mtl} evaluate --job {input.job} --stamp {output} --device {params.device} --quiet > {log} 2>&1"
+        "{params.python:q} -m mtl_pipelines.cli evaluate --job {input.job:q} --stamp {output:q} --device {params.device:q} --quiet > {log:q} 2>&1"

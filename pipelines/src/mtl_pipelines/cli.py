@@ -7,7 +7,7 @@
     mtl evaluate --job <manifest.yaml> [--stamp FILE]  evaluate the runs of a workflow job
     mtl report <study|all> [--profile P]               tables (md, tex, csv), figures, index
     mtl grid [--profile P] [--write]                   list (or write the configs of) the runs of a profile
-    mtl dvc [--profile P] [--check]                    generate dvc.yaml + params.yaml from the studies
+    mtl dvc [--profile P] [--check | --summary STUDY]  generate dvc.yaml + params.yaml from the studies
     mtl list {studies,methods,datasets,models,profiles}
 
 Every command validates its input first (nothing is written on error) and ends with one summary line.
@@ -191,6 +191,10 @@ def _cmd_dvc(args: argparse.Namespace) -> int:
     from mtl_pipelines import dvc
 
     root = Path(args.root)
+    if args.summary:
+        written = dvc.write_summary(args.profile, args.summary)
+        print(f"dvc summary of {args.summary}: {written[0]} and {len(written) - 1} figures")
+        return 0
     if args.check:
         stale = dvc.check(args.profile, root)
         if stale:
@@ -308,6 +312,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default="default", help=profile_help)
     s.add_argument("--root", default=".", help="directory receiving dvc.yaml and params.yaml")
     s.add_argument("--check", action="store_true", help="only check that they are up to date")
+    s.add_argument(
+        "--summary",
+        metavar="STUDY",
+        help="instead: write the study's row of `dvc metrics show` and copy its figures for `dvc plots show` "
+        "(what the report stages of dvc.yaml run after `mtl report STUDY`)",
+    )
     s.set_defaults(func=_cmd_dvc)
 
     s = sub.add_parser("list", help="names of studies, methods, datasets, models or profiles")

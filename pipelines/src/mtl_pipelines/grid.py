@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from mtl_pipelines import io, jobs
+from mtl_pipelines import io, jobs, safe_paths
 from mtl_pipelines.config import config_hash, resolve
 
 __all__ = [
@@ -92,6 +92,7 @@ def load_profile(name: str) -> dict[str, Any]:
         raise ValueError(f"{path}: {exc}") from None
     if profile["name"] != name:
         raise ValueError(f"{path}: name {profile['name']!r} differs from the file name {name!r}")
+    safe_paths.check_profile(profile, str(path))  # its paths and names are pasted into shell commands
     return profile
 
 
