@@ -142,13 +142,14 @@ class _RowMethods:
             weighting, opt = self.weightings[r], self._weighting_optimizers[r]
             # the losses were checked for the whole batch: the base ``forward`` would only check them again
             plain = type(weighting).forward is Weighting.forward
-            weights = (weighting.weights(losses[r]) if plain else weighting(losses[r])).detach().to(torch.float64)
-            if opt is not None:
+            weights = (weighting.weights(losses[r]) if plain else weighting(losses[r])).detach()
+            if opt is not None:  # read the weights before the step that trains them
+                weights = weights.to(torch.float64, copy=True)
                 opt.zero_grad()
                 weighting.loss(losses[r].detach()).backward()
                 opt.step()
-            out.append(weights.numpy())
-        return np.stack(out)
+            out.append(weights.to(torch.float64))
+        return torch.stack(out).numpy()  # float32 -> float64 is exact: one conversion per row or per batch alike
 
     def after_step(self, losses: Tensor) -> None:
         """The hook of every row's combiner with its new losses (a shared stateless aggregator has none)."""
