@@ -16,7 +16,7 @@ import pytest
 import torch
 from jacobians import make
 
-from mtl_core import aggregators
+from mtl_core import aggregators, solvers
 
 C = 0.4
 
@@ -149,3 +149,146 @@ def test_norm_eps_is_the_reference_toy_regularisation():
         expected = (g.mean(0) + coef / (math.sqrt(gw @ gw + eps) + eps) * gw) / (1 + c)
         agg = aggregators.create("cagrad", num_tasks=2, c=c, rescale=2, norm_eps=eps)
         np.testing.assert_allclose(agg(torch.from_numpy(g)).numpy(), expected, rtol=1e-7, atol=1e-12 * scale)
+
+
+# --- K = 2: the closed form (solvers.cagrad_weights_two_tasks) ---------------------------------------------
+
+
+def two_task_cases() -> dict[str, np.ndarray]:
+    """Adversarial two-task Jacobians: every case of the closed form and its limits."""
+    rng = np.random.default_rng(11)
+    base = rng.standard_normal((2, 5))
+    unit = base[0] / np.linalg.norm(base[0])
+    cases = {
+        "random": base,
+        "conflicting": np.stack([unit, -0.6 * unit + 0.2 * rng.standard_normal(5)]),
+        "eight_orders": base / np.linalg.norm(base, axis=1, keepdims=True) * np.array([[1e4], [1e-4]]),
+        "eight_orders_conflicting": np.stack([1e-4 * unit, -1e4 * (unit + 0.1 * rng.standard_normal(5))]),
+        "nearly_parallel": np.stack([base[0], 1.7 * base[0] + 1e-6 * rng.standard_normal(5)]),
+        "parallel": np.stack([base[0], 3.0 * base[0]]),
+        "antiparallel": np.stack([base[0], -0.5 * base[0]]),
+        "antiparallel_eight_orders": np.stack([1e4 * unit, -1e-4 * unit]),
+        "zero_first": np.stack([np.zeros(5), base[1]]),
+        "zero_second": np.stack([base[0], np.zeros(5)]),
+        "equal": np.stack([base[0], base[0]]),
+        "tiny_against_sqrt_eps": 1e-6 * base,  # the toy's norm_eps = 1e-4 dominates these norms
+        "small_against_sqrt_eps": 1e-3 * np.stack([unit, -0.9 * unit + 0.3 * rng.standard_normal(5)]),
+    }
+    return cases
+
+
+CASES = two_task_cases()
+
+
+def mp_dual_two_tasks(g: np.ndarray, c: float, norm_eps: float) -> tuple[float, np.ndarray | None]:
+    """Independent solve in 40-digit arithmetic from the gradients (not the Gramian): golden-section search of
+    the convex dual over ``x in [0, 1]``; returns the optimal dual value and ``d`` (None where ``g_w* = 0``)."""
+    mp = pytest.importorskip("mpmath")
+    with mp.workdps(40):
+        rows = [[mp.mpf(float(v)) for v in row] for row in g]
+        eps = mp.mpf(norm_eps)
+        g0 = [(a + b) / 2 for a, b in zip(*rows)]
+
+        def dot(u, v):
+            return mp.fsum(a * b for a, b in zip(u, v))
+
+        r = c * mp.sqrt(dot(g0, g0) + eps / 4) if norm_eps else c * mp.sqrt(dot(g0, g0))
+
+        def g_w(x):
+            return [x * a + (1 - x) * b for a, b in zip(*rows)]
+
+        def dual(x):
+            v = g_w(x)
+            return dot(g0, v) + r * mp.sqrt(dot(v, v) + eps)
+
+        lo, hi, ratio = mp.mpf(0), mp.mpf(1), (mp.sqrt(5) - 1) / 2
+        for _ in range(200):  # the bracket shrinks to 0.618^200 ~ 1e-42
+            x1, x2 = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+            lo, hi = (lo, x2) if dual(x1) <= dual(x2) else (x1, hi)
+        x = min((mp.mpf(0), mp.mpf(1), (lo + hi) / 2), key=dual)
+        v = g_w(x)
+        norm = mp.sqrt(dot(v, v))
+        if norm_eps == 0 and norm <= mp.mpf(10) ** -25 * mp.sqrt(dot(g0, g0) + dot(rows[0], rows[0])):
+            return float(dual(x)), None
+        step = r / (mp.sqrt(dot(v, v) + eps) + eps) if norm_eps else r / norm
+        return float(dual(x)), np.array([float(a + step * b) for a, b in zip(g0, v)])
+
+
+@pytest.mark.parametrize("norm_eps", [0.0, 1e-4])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_two_task_closed_form_matches_a_40_digit_independent_solve(case, norm_eps):
+    g = CASES[case]
+    c = 0.5 if norm_eps else C  # the toy's c with its norm_eps
+    d = solvers.cagrad_weights(g @ g.T, c, norm_eps=norm_eps) @ g
+    best, expected = mp_dual_two_tasks(g, c, norm_eps)
+    if expected is not None:
+        np.testing.assert_allclose(d, expected, rtol=0, atol=1e-13 * np.linalg.norm(expected))
+    else:  # g_w* = 0: the optimum is min_i <g_i, d> = 0, reached by every d of the ball that conflicts with no task
+        g0 = g.mean(0)
+        assert np.linalg.norm(d - g0) <= c * np.linalg.norm(g0) * (1 + 1e-12)
+        assert (g @ d).min() >= best - 1e-12 * np.abs(g).max() ** 2
+
+
+@pytest.mark.parametrize("norm_eps", [0.0, 1e-4])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_two_task_closed_form_matches_the_general_solver(case, norm_eps):
+    g = CASES[case]
+    m = g @ g.T
+    d = solvers.cagrad_weights_two_tasks(m, C, norm_eps=norm_eps) @ g
+    d_general = solvers._cagrad_weights_general(m, C, norm_eps=norm_eps) @ g
+    # the general solver forms M + eps, which cancels eps's digits against themselves where the gradients are
+    # small against sqrt(eps) (measured: 2.5e-7 relative off the 40-digit solve there; the closed form 3e-16)
+    rtol = 1e-6 if norm_eps else 1e-10
+    np.testing.assert_allclose(d, d_general, rtol=0, atol=rtol * np.linalg.norm(d_general))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_two_task_closed_form_is_optimal_on_random_badly_scaled_pairs(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(50):
+        g = rng.standard_normal((2, 3)) * 10.0 ** rng.uniform(-4, 4, (2, 1))
+        d, weights = cagrad(g)
+        check_optimal(g, d, weights)
+
+
+def test_a_stack_of_gramians_is_solved_bitwise_as_one_by_one():
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal((40, 2, 3)) * 10.0 ** rng.uniform(-4, 4, (40, 2, 1))
+    g[3, 1] = 0.0  # a zero row (the row-wise fallback)
+    g[4, 1] = -2.0 * g[4, 0]  # antiparallel
+    g[5] = 0.0  # g0 = 0
+    grams = g @ g.transpose(0, 2, 1)
+    for norm_eps in (0.0, 1e-4):
+        stacked = solvers.cagrad_weights_two_tasks(grams, C, norm_eps=norm_eps)
+        assert stacked.shape == (40, 2)
+        for i in range(40):
+            np.testing.assert_array_equal(stacked[i], solvers.cagrad_weights(grams[i], C, norm_eps=norm_eps))
+        agg = aggregators.create("cagrad", num_tasks=2, c=C, norm_eps=norm_eps)
+        np.testing.assert_array_equal(agg.weights_from_gramians(grams), stacked / (1 + C**2))
+    with pytest.raises(ValueError, match=r"\[\.\.\., 2, 2\]"):
+        solvers.cagrad_weights_two_tasks(np.eye(3), C)
+
+
+def test_two_tasks_take_the_closed_form_without_any_iterative_solve(monkeypatch):
+    """The speed-up, timing-free: K = 2 runs no NNLS at all (the general path runs 15-33 per call)."""
+    calls = {"nnls": 0, "closed_form": 0}
+    real_nnls, real_closed_form = solvers.nnls, solvers.cagrad_weights_two_tasks
+
+    def counting_nnls(*args, **kwargs):
+        calls["nnls"] += 1
+        return real_nnls(*args, **kwargs)
+
+    def counting_closed_form(*args, **kwargs):
+        calls["closed_form"] += 1
+        return real_closed_form(*args, **kwargs)
+
+    monkeypatch.setattr(solvers, "nnls", counting_nnls)
+    monkeypatch.setattr(solvers, "cagrad_weights_two_tasks", counting_closed_form)
+    for case in ("random", "conflicting", "eight_orders", "parallel"):
+        cagrad(CASES[case])
+    assert calls == {"nnls": 0, "closed_form": 4}
+    solvers._cagrad_weights_general(CASES["random"] @ CASES["random"].T, C)  # the counter does count
+    assert calls["nnls"] >= 10
+    calls["nnls"] = 0
+    cagrad(CASES["zero_second"])  # g_w* = 0: one NNLS for the direction closest to g0, no dual iterations
+    assert calls["nnls"] == 1

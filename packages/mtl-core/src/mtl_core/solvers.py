@@ -158,7 +158,16 @@ def cagrad_weights(m: np.ndarray, c: float, *, norm_eps: float = 0.0) -> np.ndar
     coordinate, so the same exact solver applies to ``M + eps 1 1^T``) and ``W = b + R w / (sqrt(||g_w||^2 + eps)
     + eps)`` with ``R = c sqrt(||sum_i g_i||^2 + eps) / K``. Near a minimum, where the gradients are small against
     ``sqrt(eps)``, this step is no longer CAGrad's: the correction keeps a length of about ``c sqrt(eps) / K``.
+
+    K = 2 takes the closed form of :func:`cagrad_weights_two_tasks` (no iterative solve at all).
     """
+    if m.shape[0] == 2:
+        return cagrad_weights_two_tasks(m, c, norm_eps=norm_eps)
+    return _cagrad_weights_general(m, c, norm_eps=norm_eps)
+
+
+def _cagrad_weights_general(m: np.ndarray, c: float, *, norm_eps: float = 0.0) -> np.ndarray:
+    """:func:`cagrad_weights` for any K by the exact reduction to min-norm problems (NNLS) and a root-find."""
     k = m.shape[0]
     b = np.full(k, 1.0 / k)
     m = (m + m.T) / 2
@@ -180,6 +189,95 @@ def cagrad_weights(m: np.ndarray, c: float, *, norm_eps: float = 0.0) -> np.ndar
         norms = np.sqrt(np.clip(np.diag(m), 0.0, None))
         return b + r * _min_norm_nonconflicting(m, norms, b / r)
     return b + r * w / gw_norm
+
+
+def cagrad_weights_two_tasks(grams: np.ndarray, c: float, *, norm_eps: float = 0.0) -> np.ndarray:
+    """:func:`cagrad_weights` for K = 2 in closed form, for one Gramian ``[2, 2]`` or a stack ``[..., 2, 2]``.
+
+    The dual of CAGrad (Liu et al. 2021, eq. (4): ``min_{w in simplex} <g_w, g0> + sqrt(phi) ||g_w||`` with
+    ``sqrt(phi) = r = c ||g0||``) has one variable for two tasks: ``w = (x, 1 - x)``, ``g_w = g2 + x u`` with
+    ``u = g1 - g2``. With ``A = ||u||^2``, ``B = <g2, u>``, ``D = ||g1||^2 ||g2||^2 - <g1, g2>^2`` (the Gram
+    determinant, ``= A ||g2||^2 - B^2``) and ``y = A x + B``: ``||g_w||^2 = (y^2 + D) / A``, so
+    ``F(x) = const + a x + r sqrt(A) sqrt(y^2 + D) / A`` with ``a = <g0, u> = (||g1||^2 - ||g2||^2) / 2``.
+    ``F`` is convex and ``F'(x) = a + r sqrt(A) y / sqrt(y^2 + D)``, monotone in ``y`` with range
+    ``a +- r sqrt(A)``. With ``t = -a / r``: if ``|t| < sqrt(A)`` its zero is ``y* = t sqrt(D / (A - t^2))``
+    and ``x* = clip((y* - B) / A, 0, 1)`` (a convex function of one variable: clipping the unconstrained
+    minimiser gives the constrained one); if ``t >= sqrt(A)`` ``F`` decreases on [0, 1] (``x* = 1``), if
+    ``t <= -sqrt(A)`` it increases (``x* = 0``). The cases of the general solver are limits of this one:
+    parallel or antiparallel gradients (``D = 0``: ``y* = 0``, ``x* = clip(-B / A)``, where ``g_w*`` vanishes when
+    ``-B / A`` lies in [0, 1]), a zero gradient (``D = 0``, ``g_w* = 0`` at its vertex) and equal gradients
+    (``A = 0``: ``F`` is constant, ``x* = 1/2``). Computed in float64 on the Gramian divided by its largest
+    diagonal entry (``x*`` does not change under ``G -> lambda G``), so norms over many orders of magnitude
+    neither overflow nor lose their ratio. A vanishing ``g_w*`` (below the round-off level of
+    :func:`cagrad_weights`), ``c = 0``, ``g0 = 0`` and ``norm_eps`` are handled exactly as there: ``norm_eps``
+    adds a constant ``sqrt(eps)`` coordinate to the gradients (``M + eps 1 1^T``, which leaves ``A``, ``B`` and
+    ``a`` as they are and adds ``A eps`` to ``D``).
+
+    The same elementwise float64 operations run for one Gramian and for a stack, so a stack's rows are bitwise
+    the rows of one-by-one calls (the toy runner solves all its starts in one call).
+    """
+    m = np.asarray(grams, dtype=np.float64)
+    if m.shape[-2:] != (2, 2):
+        raise ValueError(f"grams must have shape [..., 2, 2], got {list(m.shape)}")
+    lead = m.shape[:-2]
+    m = m.reshape(-1, 2, 2)
+    m11, m22 = m[..., 0, 0], m[..., 1, 1]
+    m12 = (m[..., 0, 1] + m[..., 1, 0]) / 2
+    g0_sq = np.maximum((m11 + m22 + 2.0 * m12) / 4.0, 0.0)  # ||g0||^2, g0 = (g1 + g2) / 2
+    if norm_eps > 0:
+        r = c * np.sqrt(4.0 * g0_sq + norm_eps) / 2.0
+        x, _, _ = _cagrad_dual_two_tasks(m11, m12, m22, r, norm_eps)
+        gw_sq = np.maximum(x * x * m11 + 2.0 * x * (1.0 - x) * m12 + (1.0 - x) * (1.0 - x) * m22, 0.0)
+        step = r / (np.sqrt(gw_sq + norm_eps) + norm_eps)
+        vanishing = np.zeros(np.shape(x), dtype=bool)  # the augmented ||g_w|| >= sqrt(eps) > 0
+    else:
+        r = c * np.sqrt(g0_sq)
+        x, scaled_step, vanishing = _cagrad_dual_two_tasks(m11, m12, m22, r, 0.0)
+        step = scaled_step
+    trivial = ~(r > 0)  # c = 0 or g0 = 0: the mean gradient
+    step = np.where(trivial | vanishing, 0.0, step)
+    weights = 0.5 + step[..., None] * np.stack([x, 1.0 - x], axis=-1)
+    weights = np.where(trivial[..., None], 0.5, weights)
+    # g_w* = 0 (e.g. a zero or an antiparallel gradient): the optimal direction closest to g0 (rare: row by row)
+    for i in np.flatnonzero(vanishing & ~trivial):
+        m_row = (m[i] + m[i].T) / 2
+        norms = np.sqrt(np.clip(np.diag(m_row), 0.0, None))
+        weights[i] = 0.5 + r[i] * _min_norm_nonconflicting(m_row, norms, np.full(2, 0.5) / r[i])
+    return weights.reshape(*lead, 2)
+
+
+def _cagrad_dual_two_tasks(
+    m11: np.ndarray, m12: np.ndarray, m22: np.ndarray, r: np.ndarray, eps: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x*`` of the two-task dual (:func:`cagrad_weights_two_tasks`), ``r / ||g_w*||`` and whether ``g_w*`` vanishes.
+
+    ``eps`` is ``norm_eps``: the gradients augmented by a ``sqrt(eps)`` coordinate. ``A``, ``B`` and ``a`` do not
+    see it, so they are formed from the plain entries (forming them from ``M + eps`` would cancel ``eps``'s digits
+    against themselves when the gradients are small against ``sqrt(eps)``). Elementwise over arrays of Gramian
+    entries; rows with ``r = 0`` or a zero Gramian give unspecified values (the caller replaces them).
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        scale = np.maximum(m11, m22) + eps
+        scale = np.where(scale > 0, scale, 1.0)
+        n11, n12, n22, e = m11 / scale, m12 / scale, m22 / scale, eps / scale
+        rr = r / np.sqrt(scale)
+        a = np.maximum(n11 + n22 - 2.0 * n12, 0.0)  # ||g1 - g2||^2
+        b = n12 - n22  # <g2, g1 - g2>
+        # the Gram determinant of the augmented gradients: ||g1||^2 ||g2||^2 - <g1, g2>^2 + eps ||g1 - g2||^2
+        det = np.maximum(n11 * n22 - n12 * n12, 0.0) + e * a
+        sqrt_a = np.sqrt(a)
+        t = (n22 - n11) / (2.0 * rr)  # -<g0, g1 - g2> / r
+        abs_t = np.abs(t)
+        y = t * np.sqrt(det / ((sqrt_a - abs_t) * (sqrt_a + abs_t)))  # the zero of F' (where |t| < sqrt(A))
+        x = np.where(abs_t < sqrt_a, np.clip((y - b) / a, 0.0, 1.0), np.where(t > 0, 1.0, 0.0))
+        x = np.where(a > 0, x, 0.5)
+        n11, n12, n22 = n11 + e, n12 + e, n22 + e  # the augmented gradients' Gramian, for ||g_w||
+        gw_norm = np.sqrt(np.maximum(x * x * n11 + 2.0 * x * (1.0 - x) * n12 + (1.0 - x) * (1.0 - x) * n22, 0.0))
+        # the round-off level of ||g_w|| from the Gramian, as in the general solver (_cagrad_dual)
+        norm1, norm2 = np.sqrt(np.maximum(n11, 0.0)), np.sqrt(np.maximum(n22, 0.0))
+        smallest = np.where((norm1 > 0) & (norm2 > 0), np.minimum(norm1, norm2), np.maximum(norm1, norm2))
+        vanishing = gw_norm <= _GW_NOISE * np.maximum(x * norm1 + (1.0 - x) * norm2, smallest)
+        return x, rr / gw_norm, vanishing
 
 
 def _cagrad_dual(m: np.ndarray, r: float) -> np.ndarray | None:

@@ -53,56 +53,110 @@ GLOBAL_MINIMUM_TOL = 0.1
 TABLE_A7_MAX_ITERATIONS = 100_000
 
 
-class _Combiner:
-    """One starting point's method: the direction from its per-task gradients (float64 combination)."""
+class _RowMethods:
+    """The method of every row of a batched run: all rows' directions from their per-task gradients.
 
-    def __init__(self, method: str, num_tasks: int, hparams: Mapping[str, Any], optimizer: str, lr: float) -> None:
-        self.aggregator: Aggregator | None = None
-        self.weighting: Weighting | None = None
-        self._weighting_optimizer: torch.optim.Optimizer | None = None
-        self._fast = False
+    Each row has its own combiner instance, so stateful methods never share state across rows; an aggregator
+    with ``weights_from_gramians`` (a stack of Gramians in one call, e.g. CAGrad) is stateless and one instance
+    serves every row. The toy runs up to 100k steps of a few dozen 2-D rows, so the per-step cost is the number
+    of Python and tensor calls, not arithmetic: the Jacobian crosses to float64 NumPy once per step, the Gramians
+    and the directions of all rows are formed together, and a gramian-based aggregator skips the tensor round
+    trips of its ``forward`` (its checks run once per step on the whole batch instead). Every row is computed
+    bitwise as if it ran alone: the stacked float64 matrix products run the same kernel per row as one-row
+    products, and the weightings' combination is the same elementwise sum as ``weights @ grads``.
+    """
+
+    def __init__(
+        self, method: str, num_tasks: int, hparams: Mapping[str, Any], optimizer: str, lrs: Sequence[float]
+    ) -> None:
+        self.aggregators: list[Aggregator] = []
+        self.weightings: list[Weighting] = []
+        self._weighting_optimizers: list[torch.optim.Optimizer | None] = []
+        self._gramian_path = self._batched = False
         if method in aggregators.names():
-            self.aggregator = aggregators.create(method, num_tasks, **hparams)
-            # A WeightedAggregator that keeps the base ``aggregate`` is exactly Gramian -> weights -> w @ G:
-            # calling ``weights_from_gramian`` on the 2 x 2 NumPy Gramian skips the tensor round trips, which
-            # dominate a 2-D step (the toy runs up to 100k steps per start).
-            self._fast = (
-                isinstance(self.aggregator, WeightedAggregator)
-                and type(self.aggregator).aggregate is WeightedAggregator.aggregate
+            first = aggregators.create(method, num_tasks, **hparams)
+            # A WeightedAggregator that keeps the base ``aggregate`` is exactly Gramian -> weights -> w @ G
+            self._gramian_path = (
+                isinstance(first, WeightedAggregator) and type(first).aggregate is WeightedAggregator.aggregate
             )
+            self._batched = self._gramian_path and callable(getattr(first, "weights_from_gramians", None))
+            self.aggregators = [first] + [
+                aggregators.create(method, num_tasks, **hparams) for _ in range(0 if self._batched else len(lrs) - 1)
+            ]
         elif method in weightings.names():
-            self.weighting = weightings.create(method, num_tasks, **hparams)
-            params = list(self.weighting.parameters())
-            if params:  # learnable loss scales (UW, IMTL-L) are trained alongside x with the same optimizer
-                self._weighting_optimizer = _make_optimizer(optimizer, params, lr)
+            for lr in lrs:
+                weighting = weightings.create(method, num_tasks, **hparams)
+                params = list(weighting.parameters())
+                # learnable loss scales (UW, IMTL-L) are trained alongside x with the same optimizer
+                self.weightings.append(weighting)
+                self._weighting_optimizers.append(_make_optimizer(optimizer, params, float(lr)) if params else None)
         else:
             raise ValueError(
                 f"unknown method {method!r}; valid: aggregators {aggregators.names()} "
                 f"or weightings {weightings.names()}"
             )
 
-    def direction(self, grads: Tensor, losses: Tensor) -> Tensor:
-        if self.aggregator is not None:
-            if not self._fast:
-                return self.aggregator(grads, losses)
-            g = grads.detach().to(torch.float64).numpy()
-            w = np.asarray(
-                self.aggregator.weights_from_gramian(g @ g.T, losses if self.aggregator.needs_losses else None),
-                dtype=np.float64,
+    def directions(self, jac: Tensor, losses: Tensor, active: Tensor | None) -> Tensor:
+        """``d[r]`` for every row ``r`` (zero for the rows that ``active`` switches off)."""
+        rows = np.arange(jac.shape[0]) if active is None else np.flatnonzero(active.numpy())
+        if self.aggregators and not self._gramian_path:  # a general aggregator: its own forward, row by row
+            out = torch.zeros(jac.shape[0], jac.shape[2], dtype=jac.dtype)
+            for r in rows.tolist():
+                out[r] = self.aggregators[r](jac[r], losses[r])
+            return out
+        g = jac.detach().to(torch.float64).numpy()[rows]
+        if self.aggregators:
+            weights = self._aggregator_weights(g, losses, rows)
+            d = np.matmul(weights[:, None, :], g)[:, 0]
+        else:
+            weights = self._weighting_weights(losses, rows)
+            d = (weights[:, :, None] * g).sum(axis=1)  # bitwise ``weights @ grads`` of each row
+        out = np.zeros((jac.shape[0], jac.shape[2]))
+        out[rows] = d
+        return torch.from_numpy(out).to(jac.dtype)
+
+    def _aggregator_weights(self, g: np.ndarray, losses: Tensor, rows: np.ndarray) -> np.ndarray:
+        grams = g @ g.transpose(0, 2, 1)
+        first = self.aggregators[0]
+        row_losses = [losses[r] if first.needs_losses else None for r in rows.tolist()]
+        if self._batched:
+            stacked = None if row_losses[0] is None else torch.stack(row_losses)  # type: ignore[arg-type]
+            weights = first.weights_from_gramians(grams, stacked)  # type: ignore[attr-defined]
+        else:
+            weights = np.stack(
+                [
+                    self.aggregators[r].weights_from_gramian(gram, row_loss)  # type: ignore[attr-defined]
+                    for r, gram, row_loss in zip(rows.tolist(), grams, row_losses)
+                ]
             )
-            if not np.isfinite(w).all():
-                raise FloatingPointError(f"{self.aggregator.name}: non-finite weights {w}")
-            return torch.from_numpy(w @ g).to(grads.dtype)
-        assert self.weighting is not None
-        weights = self.weighting(losses).detach().to(torch.float64)
-        if self._weighting_optimizer is not None:
-            self._weighting_optimizer.zero_grad()
-            self.weighting.loss(losses.detach()).backward()
-            self._weighting_optimizer.step()
-        return (weights @ grads.to(torch.float64)).to(grads.dtype)
+        weights = np.asarray(weights, dtype=np.float64)
+        if not np.isfinite(weights).all():
+            raise FloatingPointError(f"{first.name}: non-finite weights {weights}")
+        return weights
+
+    def _weighting_weights(self, losses: Tensor, rows: np.ndarray) -> np.ndarray:
+        if not torch.isfinite(losses[torch.from_numpy(rows)]).all():
+            raise ValueError(f"the task losses contain NaN/Inf: {losses.tolist()}")
+        out = []
+        for r in rows.tolist():
+            weighting, opt = self.weightings[r], self._weighting_optimizers[r]
+            # the losses were checked for the whole batch: the base ``forward`` would only check them again
+            plain = type(weighting).forward is Weighting.forward
+            weights = (weighting.weights(losses[r]) if plain else weighting(losses[r])).detach()
+            if opt is not None:  # read the weights before the step that trains them
+                weights = weights.to(torch.float64, copy=True)
+                opt.zero_grad()
+                weighting.loss(losses[r].detach()).backward()
+                opt.step()
+            out.append(weights.to(torch.float64))
+        return torch.stack(out).numpy()  # float32 -> float64 is exact: one conversion per row or per batch alike
 
     def after_step(self, losses: Tensor) -> None:
-        (self.aggregator or self.weighting).after_step(losses)  # type: ignore[union-attr]
+        """The hook of every row's combiner with its new losses (a shared stateless aggregator has none)."""
+        if self._batched:
+            return
+        for combiner, row_losses in zip(self.aggregators or self.weightings, losses):
+            combiner.after_step(row_losses)
 
 
 def _make_optimizer(name: str, params: list[Tensor], lr: float) -> torch.optim.Optimizer:
@@ -172,7 +226,7 @@ def _simulate(
     points = [[float(a), float(b)] for a, b in (problem.starts if starts is None else starts)]
     leaves = [torch.tensor(points, dtype=dtype).requires_grad_(True) for _ in lrs]
     n = len(points)
-    combiners = [_Combiner(method, problem.num_tasks, hparams, optimizer, float(lr)) for lr in lrs for _ in range(n)]
+    methods = _RowMethods(method, problem.num_tasks, hparams, optimizer, [float(lr) for lr in lrs for _ in range(n)])
     groups = [{"params": [leaf], "lr": float(lr)} for leaf, lr in zip(leaves, lrs)]
     opt = torch.optim.SGD(groups, lr=float(lrs[0])) if optimizer == "gd" else torch.optim.Adam(groups)
     lo = hi = None
@@ -183,8 +237,7 @@ def _simulate(
         x = torch.cat([leaf.detach() for leaf in leaves])
         f, jac = problem.losses_and_jacobian(x)
         if t > 0:  # hook with the losses after the update (FAMO-style methods)
-            for c, fs in zip(combiners, f):
-                c.after_step(fs)
+            methods.after_step(f)
         active = observe(t, x, f)
         if t == iterations or (active is not None and not bool(active.any())):
             return
@@ -195,11 +248,7 @@ def _simulate(
             norm = mean_grad.norm(dim=1, keepdim=True)
             eps = torch.where(norm > 0, rho * mean_grad / torch.where(norm > 0, norm, 1.0), 0.0)
             _, jac = problem.losses_and_jacobian(x + eps)
-        rows = [
-            c.direction(jac[r], f[r]) if active is None or bool(active[r]) else torch.zeros(2, dtype=dtype)
-            for r, c in enumerate(combiners)
-        ]
-        directions = torch.stack(rows)
+        directions = methods.directions(jac, f, active)
         opt.zero_grad()
         for i, leaf in enumerate(leaves):
             leaf.grad = directions[i * n : (i + 1) * n]
