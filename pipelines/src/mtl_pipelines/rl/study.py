@@ -111,7 +111,7 @@ def success_table(
         mean = statistics.fmean(values) if values else None
         table.add(label, [Cell(mean, _sem(values), published(ref, method) if ref else None)])
     full = {**PROTOCOL, **protocol}
-    scaled = [f"{k} {full[k]:g} (paper {PROTOCOL[k]:g})" for k in SCALE if full[k] != PROTOCOL[k]]
+    scaled = [f"{k} {full[k]:,} (paper {PROTOCOL[k]:,})" for k in SCALE if full[k] != PROTOCOL[k]]
     if seeds < PAPER_SEEDS:
         scaled.append(f"{seeds} seed(s) (paper profile {PAPER_SEEDS})")
     if scaled:
@@ -121,13 +121,17 @@ def success_table(
         "training step, averaged over the tasks; '±' is the standard error of the mean over seeds, as the paper's"
     )
     if ref is not None:
-        run = {m for m, _ in measured.values()}
-        skipped = [r.name for r in ref.rows if r.method not in run]
-        if skipped:
+        studied = {m["name"] for m in (study.get("table") or {}).get("methods", [])}
+        others = [r.name for r in ref.rows if r.method not in studied]
+        if others:
             table.notes.append(
-                f"published rows not run here: {', '.join(skipped)} (single-task SAC and the multi-task RL "
-                "architectures of [49, 53, 55]; this study compares the gradient methods on one shared SAC)"
+                f"published rows outside this study: {', '.join(others)} (single-task SAC and the multi-task RL "
+                "architectures of [49, 53, 55]; the study compares the gradient methods on one shared SAC)"
             )
+    ran = {m for m, _ in measured.values()}
+    left = [m["label"] for m in (study.get("table") or {}).get("methods", []) if m["name"] not in ran]
+    if left:
+        table.notes.append(f"rows of the study this profile does not run: {', '.join(left)}")
     return table
 
 
