@@ -27,7 +27,7 @@ DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "packages/mtl-core": (),
     "packages/mtl-data": ("all",),
     "packages/mtl-models": ("graph",),
-    "pipelines": ("dvc",),
+    "pipelines": ("dvc", "rl"),
 }
 # Always pinned exactly, in the image as in scripts/bootstrap.sh.
 TORCH_PINS = ("torch==2.14.1", "torchvision==0.29.1")

@@ -12,7 +12,8 @@ VENV=${VENV:-.venv}
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 "${PIP[@]}" torch==2.14.1 torchvision==0.29.1
 pkgs=(-e packages/mtl-core -e "packages/mtl-data[all]" -e "packages/mtl-models[graph]")
-[ -f pipelines/pyproject.toml ] && pkgs+=(-e "pipelines[dvc]")
+# extra rl: metaworld + mujoco for seed 003 Table 5 (MT10); ~16 s and ~105 MB more, run headless by the default profile
+[ -f pipelines/pyproject.toml ] && pkgs+=(-e "pipelines[dvc,rl]")
 extra=()
 [ "${1:-}" = "--dev" ] && extra=(-r requirements/dev.txt)
 "${PIP[@]}" -c requirements/constraints.txt "${pkgs[@]}" "${extra[@]}"

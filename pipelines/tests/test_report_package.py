@@ -139,9 +139,10 @@ def test_registry_has_every_builder_once_with_probes_flagged() -> None:
             "toy_sam",
             "toy_aligned",
             "task_cosines",
+            "mt10_success",
         ]
     )
-    probes = {"toy_convergence", "loss_scale", "sharpness", "toy_sam", "toy_aligned", "task_cosines"}
+    probes = {"toy_convergence", "loss_scale", "sharpness", "toy_sam", "toy_aligned", "task_cosines", "mt10_success"}
     assert {n for n in registry.names() if registry.get(n).probe} == probes
     with pytest.raises(ValueError, match="unknown builder 'nope'; valid: cost, delta_m, diagnostics, loss_scale"):
         registry.get("nope")

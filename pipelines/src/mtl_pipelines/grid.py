@@ -417,7 +417,7 @@ def study_runs(profile: Mapping[str, Any], study: Mapping[str, Any]) -> tuple[li
         try:
             importlib.import_module(needs)
         except ImportError:
-            missing.append(f"needs {needs}, which the installed mtl_core does not provide")
+            missing.append(f"needs {needs}, which is not installed")
     restrict = (profile.get("restrict") or {}).get("methods")
     for i, block in enumerate(study.get("experiments", [])):
         where = f"study {study['id']}: experiments[{i}]"

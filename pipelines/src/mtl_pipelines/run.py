@@ -401,11 +401,18 @@ def evaluate_model(
 
 # ---------------------------------------------------------------------------------------------- the run
 class Run:
-    """One run directory and the resolved config it holds (``Run(run_dir, config)`` or :meth:`open`)."""
+    """One run directory and the resolved config it holds (``Run(run_dir, config)`` or :meth:`open`).
+
+    ``resolve_config`` validates and completes a config (raising :class:`ConfigError`): the supervised run config
+    here; a run of another kind (the multi-task RL runs of :mod:`mtl_pipelines.rl.training`) subclasses ``Run``
+    with its own, and keeps every file name, the consistency checks and the checkpoint format of this class.
+    """
+
+    resolve_config: Callable[..., dict[str, Any]] = staticmethod(resolve)
 
     def __init__(self, run_dir: str | Path, config: Mapping[str, Any], *, trust_checkpoints: bool = False) -> None:
         self.dir = Path(run_dir)
-        self.config = resolve(config)
+        self.config = self.resolve_config(config)
         self.hash = config_hash(self.config)
         self.trust_checkpoints = trust_checkpoints or os.environ.get(TRUST_ENV, "") == "1"
 
@@ -418,7 +425,7 @@ class Run:
         path = run_dir / CONFIG
         if not path.is_file():
             raise RunError(f"{run_dir} is not a run directory (no {CONFIG}); train the run first (mtl train)")
-        return cls(run_dir, _read_config(path), trust_checkpoints=trust_checkpoints)
+        return cls(run_dir, _read_config(path, cls.resolve_config), trust_checkpoints=trust_checkpoints)
 
     @staticmethod
     def default_dir(config: Mapping[str, Any], stem: str, root: str | Path = "results/runs") -> Path:
@@ -444,7 +451,7 @@ class Run:
         _check_is_dir(self.dir)
         saved = self.dir / CONFIG
         if saved.exists():
-            previous = config_hash(_read_config(saved))
+            previous = config_hash(_read_config(saved, self.resolve_config))
             if previous != self.hash:
                 raise RunError(
                     f"{self.dir} holds a run of a different config (hash {previous} != {self.hash}); use another "
@@ -667,10 +674,10 @@ def _check_is_dir(run_dir: Path) -> None:
         raise RunError(f"{run_dir}: the run directory is a file, not a directory; give a directory path (--run-dir)")
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def _read_config(path: Path, resolver: Callable[..., dict[str, Any]] = resolve) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
-        return resolve(data, str(path))
+        return resolver(data, str(path))
     except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError) as exc:
         raise RunError(
             f"{path}: damaged: not the resolved config of a run ({_first_line(exc)}); restore it, or delete the run "

@@ -19,7 +19,7 @@ from typing import Any
 __all__ = ["BUILDER_MODULES", "Builder", "check_study", "get", "names", "register"]
 
 # The modules whose import registers builders.
-BUILDER_MODULES = ("mtl_pipelines.report.builders", "mtl_pipelines.probes")
+BUILDER_MODULES = ("mtl_pipelines.report.builders", "mtl_pipelines.probes", "mtl_pipelines.rl.study")
 
 # builder(study, profile, runs, results) -> tables; results: mtl_pipelines.report.results.Results
 TableBuilder = Callable[[Mapping[str, Any], Mapping[str, Any], Sequence[Any], Any], list[Any]]
