@@ -62,7 +62,8 @@ def estimated_cpu_seconds(profile: dict, plan: grid.Plan) -> dict[str, float]:
         if run.benchmark in findings:
             parts["findings"] += _run_cost(run, budget)
         else:
-            parts["pipeline checks"] += budget["pipeline_check_run"]
+            per_run = budget["pipeline_check_run"]
+            parts["pipeline checks"] += per_run.get(run.benchmark, per_run["default"])
     studies = grid.load_studies()
     chosen = list(studies) if profile["studies"] == "all" else profile["studies"]
     parts["reports"] = budget["report_per_study"] * len(chosen)
