@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from mtl_pipelines import claims
+from mtl_pipelines import claims, grid
 from mtl_pipelines.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Evidence, Group
 
 T975 = {2: 4.302652729749464, 3: 3.182446305284263}
@@ -83,11 +83,11 @@ def test_improvement_clearly_reproduced_with_the_hand_interval():
     mean, lo, hi = _hand_interval([4.0, 4.1, 4.0])
     assert verdict.verdict == REPRODUCED
     assert verdict.statistic == pytest.approx(mean)
-    assert verdict.interval == pytest.approx([lo, hi])
+    assert verdict.interval == pytest.approx((lo, hi))
     assert verdict.n_seeds == 3
     assert "paired t-interval over 3 seeds, 95%" in verdict.method
     assert verdict.source == SOURCE
-    record = verdict.to_dict()
+    record = verdict.to_json()
     assert set(record) >= {"study", "claim", "statement", "verdict", "statistic", "interval", "method", "n_seeds"}
     assert set(record) >= {"detail", "source"}
 
@@ -106,7 +106,7 @@ def test_improvement_crossing_the_boundary_is_inconclusive():
     _, lo, hi = _hand_interval([1.0, -1.0, 0.5])
     assert lo < 0 < hi
     assert verdict.verdict == INCONCLUSIVE
-    assert verdict.interval == pytest.approx([lo, hi])
+    assert verdict.interval == pytest.approx((lo, hi))
 
 
 @pytest.mark.parametrize("seeds", [1, 2])
@@ -150,7 +150,7 @@ def test_ordering_needs_every_pair():
     # the reported pair is the weakest one (smallest lower bound): famo vs ls, advantages 7.0, 7.9, 7.6
     mean, lo, hi = _hand_interval([7.0, 7.9, 7.6])
     assert verdict.statistic == pytest.approx(mean)
-    assert verdict.interval == pytest.approx([lo, hi])
+    assert verdict.interval == pytest.approx((lo, hi))
     assert "2 pair(s)" in verdict.method
 
     crossing = dict(values, famo=[9.0, 12.0, 10.0])  # advantages 1, -1, 0.5
@@ -324,28 +324,74 @@ def test_invariance_verdicts():
     assert v.verdict == INCONCLUSIVE
 
 
-def test_toy_observations_read_the_probe_table():
+def _toy_tables():
     from mtl_pipelines import probes
 
     study = {"id": "001_table1", "title": "toy", "references": ["001_table1", "001_tableA7"]}
     profile = {"probes": {"toy_convergence": {"lrs": [10.0], "max_iterations": 30}}}
-    tables = probes.toy_convergence(study, profile, [], {})
-    observed = claims.toy_observations(tables, 30)
+    return probes.toy_convergence(study, profile, [], {})
+
+
+def test_toy_observations_read_the_probe_data():
+    observed = claims.toy_observations(_toy_tables())
     # EW + Adam converges in 26 iterations at lr 10 (Table A7): within 30; GD never does
     assert observed[("ls", "adam", 10.0)] == 26
     assert observed[("ls", "gd", 10.0)] is None
+    assert observed[("budget", "", 0.0)] == 30
     assert {k[0] for k in observed} == {"ls", "exact+pcgrad", "exact+cagrad", "budget"}
 
 
-def test_loss_scale_observations_read_the_probe_tables():
+def test_toy_claim_does_not_depend_on_the_tables_title_or_labels():
+    """The claim reads the probe's structured values: renaming the table and its columns and rows (as a report
+    change might) leaves the verdict as it was."""
+    claim = {
+        "id": "ew_adam",
+        "kind": "agreement",
+        "statement": "EW with Adam reaches the minimum after the published number of iterations",
+        "source": {"seed": "001_a2129fd37786d19d.txt", "where": "Table A7"},
+        "probe": "toy_convergence",
+        "reference": "001_tableA7",
+        "methods": ["ls"],
+        "setting": {"optimizer": "adam"},
+        "tolerance": 0.05,
+    }
+    study = {"id": "001_table1", "builder": "toy_convergence", "claims": [claim]}
+    tables = _toy_tables()
+    (before,) = claims.evaluate_study({}, study, probe_tables=tables)
+    for table in tables:
+        table.title = "Iterations to the minimum, renamed"
+        table.columns = [f"column {i}" for i in range(len(table.columns))]
+        for row in table.rows:
+            row.name = row.name.lower() + " (renamed)"
+    (after,) = claims.evaluate_study({}, study, probe_tables=tables)
+    assert after == before
+    # published 26 at lr 10 (Table A7, EW + Adam): agrees; the other lrs were not run by this tiny probe
+    assert after.verdict == REPRODUCED and after.statistic == 0.0 and "1 cell(s) agree" in after.detail
+
+
+def test_probe_readers_refuse_a_table_without_the_probes_data():
     from mtl_pipelines.report import Cell, Table
 
-    frozen = Table("Seed 001 Fig. A1/A2 — frozen backbone (5 epochs)", ["gap backbone", "gap t1"], [False, False])
-    frozen.add("adam + ew", [Cell(0.0), Cell(0.002)], rank=False)
-    free = Table("Seed 001 Fig. A1/A2 — learnable backbone (5 epochs)", ["gap backbone", "gap t1"], [False, False])
-    free.add("adam + ew", [Cell(0.15), Cell(0.25)], rank=False)
-    observed = claims.loss_scale_observations([frozen, free])
-    assert observed == {
+    bare = Table("Seed 001 Fig. A1/A2 — frozen backbone (5 epochs)", ["gap t1"], [False])
+    bare.add("adam + ew", [Cell(0.002)], rank=False)
+    with pytest.raises(LookupError, match="carries no loss_scale data"):
+        claims.loss_scale_observations([bare])
+    with pytest.raises(LookupError, match="carries no toy_convergence data"):
+        claims.toy_observations([bare])
+
+
+def test_loss_scale_observations_read_the_probe_data():
+    from mtl_pipelines.report import Table
+
+    def table(backbone: str, gaps: dict[str, float]) -> Table:
+        out = Table("any title", ["any"], [False])  # titles and labels are not read
+        records = [{"backbone": backbone, "setup": "adam + ew", "group": g, "gap": v} for g, v in gaps.items()]
+        out.data = {"probe": "loss_scale", "gaps": records}
+        return out
+
+    frozen = table("frozen", {"backbone": 0.0, "t1": 0.002})
+    free = table("learnable", {"backbone": 0.15, "t1": 0.25})
+    assert claims.loss_scale_observations([frozen, free]) == {
         ("frozen", "adam + ew", "backbone"): 0.0,
         ("frozen", "adam + ew", "t1"): 0.002,
         ("learnable", "adam + ew", "backbone"): 0.15,
@@ -386,7 +432,6 @@ def test_duplicate_ids_and_unknown_references_are_errors():
 
 
 def test_every_study_declares_valid_claims_citing_a_seed():
-    from mtl_pipelines import grid
 
     studies = grid.load_studies()  # validates every claims block
     declared = [c for s in studies.values() for c in s.get("claims", [])]
@@ -398,8 +443,6 @@ def test_every_study_declares_valid_claims_citing_a_seed():
 
 def test_grid_rejects_a_study_with_a_bad_claim(tmp_path, monkeypatch):
     import shutil
-
-    from mtl_pipelines import grid
 
     root = tmp_path / "configs"
     shutil.copytree(grid.configs_root(), root)
@@ -426,6 +469,26 @@ def test_is_pipeline_check_follows_the_profile_findings():
     assert not claims.is_pipeline_check(profile, "001_table1")
     assert claims.is_pipeline_check(profile, "001_figA1")  # a probe not listed
     assert claims.is_pipeline_check({}, "002_table6")
+    study = grid.load_studies()["002_table4"]
+    assert claims.is_pipeline_check(profile, study) and not claims.is_pipeline_check({"findings": "all"}, study)
+
+
+def test_paper_profile_runs_every_table_at_a_finding_scale():
+    paper = grid.load_profile("paper")
+    assert not any(claims.is_pipeline_check(paper, study_id) for study_id in grid.load_studies())
+
+
+@pytest.mark.parametrize(
+    ("findings", "message"),
+    [
+        ("some", "findings: 'some' is neither 'all' nor a mapping"),
+        ({"benchmarks": "qm9"}, "findings.benchmarks: 'qm9' is not a list of names"),
+        ({"probes": [1]}, r"findings.probes: \[1\] is not a list of names"),
+    ],
+)
+def test_malformed_findings_are_refused_naming_the_profile(findings, message):
+    with pytest.raises(ValueError, match=f"profile 'x': {message}"):
+        claims.findings({"name": "x", "findings": findings})
 
 
 def test_write_verdicts_is_atomic_json_under_the_reports_dir(tmp_path):
@@ -485,7 +548,6 @@ def test_claims_of_the_study_files_are_not_mutated_by_evaluation():
 
 
 def test_evaluate_study_names_what_an_untested_claim_needs():
-    from mtl_pipelines import grid
 
     study = grid.load_studies()["000_table1"]
     profile = {

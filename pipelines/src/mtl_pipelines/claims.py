@@ -28,10 +28,12 @@ Verdicts: **reproduced** when the interval lies entirely on the claim's side of 
 reproduced** when it lies entirely on the other side (for a claim over several pairs: one pair significantly
 reversed), **inconclusive** otherwise -- the interval crosses the boundary, fewer than :data:`MIN_SEEDS` seeds,
 the benchmark runs as a pipeline check in this profile, or the runs are outside the regime the claim is about
-(our STL models more than ``findings.max_stl_gap_percent`` worse than the paper's, :func:`stl_gap`); the verdict
-then names the scale the claim needs.
+(our STL models more than ``findings.max_stl_gap_percent`` worse than the paper's, :func:`stl_gap`; the statistic
+the runs gave is still shown, marked as no verdict); the verdict then names the scale the claim needs.
 
-Records (:class:`Verdict`, plain data) are written per study to ``<reports_dir>/<study>/claims.json``.
+Probe claims read the structured values the probes attach to their tables (``Table.data``), never titles or
+column labels. Records (:class:`mtl_pipelines.report.Verdict`, the report's record) are written per study to
+``<reports_dir>/<study>/claims.json`` and into the study's ``summary.json`` (the index's verdict summary).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -49,6 +51,9 @@ from typing import Any
 
 import jsonschema
 import numpy as np
+
+# one verdict record for the claims and the report (index, study pages, summary.json)
+from mtl_pipelines.report.index import VERDICTS, Verdict
 
 __all__ = [
     "CLAIMS_FILE",
@@ -62,6 +67,7 @@ __all__ = [
     "evaluate",
     "evaluate_study",
     "evidence_from_results",
+    "findings",
     "is_pipeline_check",
     "loss_scale_observations",
     "paired_t_interval",
@@ -73,7 +79,6 @@ __all__ = [
 ]
 
 KINDS = ("ordering", "improvement", "agreement", "rank_agreement", "invariance")
-VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = VERDICTS
 CLAIMS_FILE = "claims.json"
 CONFIDENCE = 0.95
@@ -85,26 +90,6 @@ MIN_SEEDS = 3
 BOOTSTRAP_RESAMPLES = 9999
 #: Seed 001 Table A7's budget: '-' means "not all starts reached the global minimum within 100k iterations".
 TOY_PUBLISHED_BUDGET = 100_000
-
-
-@dataclass
-class Verdict:
-    """One claim's result (keys as in ``claims.json``)."""
-
-    study: str
-    claim: str
-    kind: str
-    statement: str
-    verdict: str
-    statistic: float | None
-    interval: list[float] | None
-    method: str
-    n_seeds: int
-    detail: str
-    source: dict[str, str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # ------------------------------------------------------------------------------------------------ schema
@@ -288,31 +273,42 @@ def _weighting(study: Mapping[str, Any]) -> str:
     return weighting[0] if isinstance(weighting, list) else weighting
 
 
-def toy_observations(tables: Sequence[Any], budget: int) -> dict[tuple[str, str, float], int | None]:
-    """``{(method key, optimizer, lr): iterations or None}`` from the toy-convergence probe's table (rows EW,
-    PCGrad, CAGrad; columns ``"<optimizer> lr=<lr>"``; ``None`` = a start did not converge within ``budget``)."""
-    from mtl_core.toy import TABLE_A7_METHODS
+def _probe_data(tables: Sequence[Any], probe: str, key: str) -> list[Any]:
+    """The structured values the probe ``probe`` attached to its tables (``Table.data[key]``), concatenated;
+    LookupError when a table carries none (a table not built by that probe)."""
+    out: list[Any] = []
+    for table in tables:
+        data = getattr(table, "data", None) or {}
+        if data.get("probe") != probe or key not in data:
+            raise LookupError(f"table {table.title!r} carries no {probe} data ({key!r}): not built by that probe")
+        out += data[key]
+    return out
 
-    keys = {label: (name if name == "ls" else f"exact+{name}") for label, (name, _) in TABLE_A7_METHODS.items()}
+
+def toy_observations(tables: Sequence[Any]) -> dict[tuple[str, str, float], int | None]:
+    """``{(method key, optimizer, lr): iterations or None}`` from the toy-convergence probe's structured data
+    (``Table.data``: ``budget`` and one record per cell; ``None`` = a start did not converge within the
+    budget), plus ``("budget", "", 0.0)``: the iteration budget."""
     out: dict[tuple[str, str, float], int | None] = {}
-    for table in tables:
-        for row in table.rows:
-            for column, cell in zip(table.columns, row.cells):
-                optimizer, lr = column.split(" lr=")
-                out[(keys[row.name], optimizer, float(lr))] = None if cell.mean is None else int(cell.mean)
-    out[("budget", "", 0.0)] = budget
+    for record in _probe_data(tables, "toy_convergence", "cells"):
+        iterations = record["iterations"]
+        out[(record["method"], record["optimizer"], float(record["lr"]))] = (
+            None if iterations is None else int(iterations)
+        )
+    budgets = {int(t.data["budget"]) for t in tables}
+    if len(budgets) != 1:
+        raise LookupError(f"toy-convergence tables of different budgets: {sorted(budgets)}")
+    out[("budget", "", 0.0)] = budgets.pop()
     return out
 
 
-def loss_scale_observations(tables: Sequence[Any]) -> dict[tuple[str, str, str], float]:
-    """``{(frozen|learnable, setup, group): gap}`` from the loss-scale probe's tables."""
-    out = {}
-    for table in tables:
-        backbone = "frozen" if "frozen backbone" in table.title else "learnable"
-        for row in table.rows:
-            for column, cell in zip(table.columns, row.cells):
-                out[(backbone, row.name, column.removeprefix("gap "))] = cell.mean
-    return out
+def loss_scale_observations(tables: Sequence[Any]) -> dict[tuple[str, str, str], float | None]:
+    """``{(frozen|learnable, setup, group): gap}`` from the loss-scale probe's structured data (``Table.data``:
+    one record per setup and parameter group)."""
+    return {
+        (record["backbone"], record["setup"], record["group"]): record["gap"]
+        for record in _probe_data(tables, "loss_scale", "gaps")
+    }
 
 
 def stl_gap(group: Group) -> tuple[float, str] | None:
@@ -589,7 +585,7 @@ def _verdict(
     claim: Mapping[str, Any],
     verdict: str,
     statistic: float | None,
-    interval: list[float] | None,
+    interval: Sequence[float] | None,
     method: str,
     n_seeds: int,
     detail: str,
@@ -619,8 +615,10 @@ _EVALUATORS = {
 
 
 def evaluate(study: Mapping[str, Any], evidence: Evidence) -> list[Verdict]:
-    """The verdict of every claim of ``study`` on ``evidence`` (a claim on a benchmark that runs as a pipeline
-    check is inconclusive and names the scale it needs; a claim whose runs are missing raises LookupError)."""
+    """The verdict of every claim of ``study`` on ``evidence``: a claim on a benchmark that runs as a pipeline
+    check is inconclusive and names the scale it needs; one whose runs are outside its regime (:func:`stl_gap`)
+    is inconclusive with what the runs measured beside the reason; a claim whose runs are missing raises
+    LookupError."""
     out = []
     for claim in validate_claims(study, f"study {study['id']}"):
         bench = claim.get("benchmark")
@@ -629,45 +627,71 @@ def evaluate(study: Mapping[str, Any], evidence: Evidence) -> list[Verdict]:
             detail = f"not tested: {evidence.untested[bench]}"
             out.append(_verdict(study["id"], claim, INCONCLUSIVE, None, None, "not evaluated", n, detail))
             continue
-        if bench is not None and evidence.max_stl_gap is not None:
-            groups = [g for g in evidence.groups if g.benchmark == bench]
-            gap = stl_gap(groups[0]) if len(groups) == 1 else None
-            if gap is not None and gap[0] > evidence.max_stl_gap:
-                n = len({s for v in groups[0].values.values() for s in v})
-                detail = (
-                    f"not tested at this scale: our STL runs are {gap[0]:.0f}% worse than the paper's STL ({gap[1]}; "
-                    f"Delta_m of our STL against it, limit {evidence.max_stl_gap:g}%), so the runs are outside the "
-                    f"regime of the claim; needs {evidence.needs.get(bench, 'the paper protocol')}"
-                )
-                out.append(_verdict(study["id"], claim, INCONCLUSIVE, None, None, "regime check", n, detail))
-                continue
         try:
-            out.append(_EVALUATORS[claim["kind"]](study["id"], claim, evidence))
+            verdict = _EVALUATORS[claim["kind"]](study["id"], claim, evidence)
         except LookupError as exc:
             raise LookupError(f"study {study['id']}, claim {claim['id']}: {exc}") from None
+        outside = _outside_regime(evidence, bench) if bench is not None else None
+        if outside is not None:  # the statistic is shown, but it tests nothing: the runs are not in the regime
+            detail = f"{outside}. What the runs measured (not a verdict): {verdict.verdict}; {verdict.detail}"
+            verdict = replace(verdict, verdict=INCONCLUSIVE, detail=detail)
+        out.append(verdict)
     return out
 
 
+def _outside_regime(evidence: Evidence, bench: str) -> str | None:
+    """Why ``bench``'s runs are outside the regime of the paper's claims (our STL more than
+    ``evidence.max_stl_gap`` % worse than the paper's, :func:`stl_gap`), None when they are not (or no check)."""
+    if evidence.max_stl_gap is None:
+        return None
+    groups = [g for g in evidence.groups if g.benchmark == bench]
+    gap = stl_gap(groups[0]) if len(groups) == 1 else None
+    if gap is None or gap[0] <= evidence.max_stl_gap:
+        return None
+    return (
+        f"not tested at this scale: our STL runs are {gap[0]:.0f}% worse than the paper's STL ({gap[1]}; Delta_m of "
+        f"our STL against it, limit {evidence.max_stl_gap:g}%), so the runs are outside the regime of the claim; "
+        f"needs {evidence.needs.get(bench, 'the paper protocol')}"
+    )
+
+
 # ------------------------------------------------------------------------------------------------ profile
-def _findings(profile: Mapping[str, Any]) -> dict[str, list[str]]:
-    findings = profile.get("findings") or {}
-    return {"benchmarks": list(findings.get("benchmarks", [])), "probes": list(findings.get("probes", []))}
+def findings(profile: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``profile`` runs at a finding scale: its ``findings:`` section as ``{"all": bool, "benchmarks":
+    [...], "probes": [...]}`` (``findings: all``: everything, the paper profile; none: nothing, a smoke test).
+    ValueError names the profile, the field and the value when the section is malformed."""
+    section = profile.get("findings")
+    where = f"profile {profile.get('name', '?')!r}: findings"
+    if section in (None, "all"):
+        return {"all": section == "all", "benchmarks": [], "probes": []}
+    if not isinstance(section, Mapping):
+        raise ValueError(f"{where}: {section!r} is neither 'all' nor a mapping of benchmarks/probes")
+    out: dict[str, Any] = {"all": False}
+    for key in ("benchmarks", "probes"):
+        values = section.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValueError(f"{where}.{key}: {values!r} is not a list of names")
+        out[key] = list(values)
+    return out
 
 
-def is_pipeline_check(profile: Mapping[str, Any], study_id: str, benchmark: str | None = None) -> bool:
-    """True when ``study_id`` (or its ``benchmark`` part) runs in ``profile`` only to check the pipeline: its
-    numbers test no claim and cannot be compared with the paper's. A profile marks what runs at a finding scale
-    in ``findings: {benchmarks: [...], probes: [<probe study ids>]}``; a study counts as a finding when any of
-    its benchmarks (or, for a probe study, the study itself) is listed."""
+def is_pipeline_check(profile: Mapping[str, Any], study: Mapping[str, Any] | str, benchmark: str | None = None) -> bool:
+    """True when ``study`` (a study or its id), or its ``benchmark`` part, runs in ``profile`` only to check the
+    pipeline: its numbers test no claim and cannot be compared with the paper's. A profile marks what runs at a
+    finding scale in ``findings: {benchmarks: [...], probes: [<probe study ids>]}`` (or ``findings: all``); a
+    study counts as a finding when any of its benchmarks (or, for a probe study, the study itself) is listed."""
     from mtl_pipelines import grid
 
-    findings = _findings(profile)
-    study = grid.load_studies()[study_id]
+    found = findings(profile)
+    if found["all"]:
+        return False
+    if isinstance(study, str):
+        study = grid.load_studies()[study]
     if not study.get("experiments"):  # a probe that computes its own numbers (the toy, the loss-scale probe)
-        return study_id not in findings["probes"]
+        return study["id"] not in found["probes"]
     if benchmark is not None:
-        return benchmark not in findings["benchmarks"]
-    return not any(block["benchmark"] in findings["benchmarks"] for block in study.get("experiments", []))
+        return benchmark not in found["benchmarks"]
+    return not any(block["benchmark"] in found["benchmarks"] for block in study.get("experiments", []))
 
 
 def needed_scale(study: Mapping[str, Any], benchmark: str) -> str:
@@ -706,21 +730,17 @@ def evaluate_study(
             evidence.untested[bench] = (
                 f"{bench} is not run on this profile ({unavailable}); needs {needed_scale(study, bench)}"
             )
-        elif is_pipeline_check(profile, study["id"], bench):
+        elif is_pipeline_check(profile, study, bench):
             evidence.untested[bench] = (
                 f"{bench} runs as a pipeline check in this profile; needs {needed_scale(study, bench)}"
             )
     probe = study.get("builder")  # the probes are report builders (toy_convergence, loss_scale)
-    if probe and probe_tables:
-        if probe == "toy_convergence":
-            from mtl_core.toy import TABLE_A7_MAX_ITERATIONS
-
-            settings = profile.get("probes", {}).get("toy_convergence", {})
-            budget = settings.get("max_iterations", TABLE_A7_MAX_ITERATIONS)
-            evidence.probes[probe] = toy_observations(probe_tables, budget)
-        elif probe == "loss_scale":
-            evidence.probes[probe] = loss_scale_observations(probe_tables)
+    if probe in _PROBE_READERS and probe_tables:
+        evidence.probes[probe] = _PROBE_READERS[probe](probe_tables)
     return evaluate(study, evidence)
+
+
+_PROBE_READERS = {"toy_convergence": toy_observations, "loss_scale": loss_scale_observations}
 
 
 def write_verdicts(profile: Mapping[str, Any], study_id: str, verdicts: Sequence[Verdict]) -> Path:
@@ -731,5 +751,5 @@ def write_verdicts(profile: Mapping[str, Any], study_id: str, verdicts: Sequence
     path = (root / study_id / CLAIMS_FILE).resolve()
     if root not in path.parents:
         raise ValueError(f"study id {study_id!r} would write outside {root}")
-    io.write_json(path, [v.to_dict() for v in verdicts])
+    io.write_json(path, [v.to_json() for v in verdicts])
     return path

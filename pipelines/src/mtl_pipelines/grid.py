@@ -86,8 +86,11 @@ def load_profile(name: str) -> dict[str, Any]:
     for key in ("name", "seeds", "results_dir", "reports_dir", "benchmarks", "models", "studies"):
         if key not in profile:
             raise ValueError(f"{path}: missing field {key!r}")
+    from mtl_pipelines import claims
+
     try:
         jobs.check_runs_per_job(profile.get("runs_per_job", 1))
+        claims.findings(profile)  # what runs at a finding scale: 'all', or benchmarks and probe studies
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
     if profile["name"] != name:
