@@ -484,6 +484,9 @@ def test_paper_profile_runs_every_table_at_a_finding_scale():
         ("some", "findings: 'some' is neither 'all' nor a mapping"),
         ({"benchmarks": "qm9"}, "findings.benchmarks: 'qm9' is not a list of names"),
         ({"probes": [1]}, r"findings.probes: \[1\] is not a list of names"),
+        ({"benchmark": ["qm9"]}, r"findings: unknown field\(s\) \['benchmark'\]; valid: benchmarks, probes"),
+        ({"max_stl_gap_percent": float("nan")}, "findings.max_stl_gap_percent: nan is not a finite number"),
+        ({"notes": {"qm9": 3}}, "findings.notes: .* is not a mapping of benchmark names to texts"),
     ],
 )
 def test_malformed_findings_are_refused_naming_the_profile(findings, message):
@@ -551,7 +554,7 @@ def test_evaluate_study_names_what_an_untested_claim_needs():
 
     study = grid.load_studies()["000_table1"]
     profile = {
-        "findings": {"benchmarks": []},
+        "findings": {"benchmarks": [], "notes": {"multi_mnist": "measured: 9 steps reach 11%"}},
         "benchmarks": {"multi_fashion": {"unavailable": "needs the Fashion-MNIST IDX files"}},
     }
     verdicts = claims.evaluate_study(profile, study)
@@ -562,6 +565,7 @@ def test_evaluate_study_names_what_an_untested_claim_needs():
     assert "not run on this profile (needs the Fashion-MNIST IDX files)" in fashion
     mnist = by_id["fmtl_mgda_over_mgda_multi_mnist"].detail
     assert "pipeline check" in mnist and "'resnet_multimnist' (100 epochs, batch 256)" in mnist
+    assert "pipeline check in this profile (measured: 9 steps reach 11%); needs" in mnist  # the profile's note
 
 
 def test_regime_check_leaves_claims_of_untrained_runs_inconclusive():

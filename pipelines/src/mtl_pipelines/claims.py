@@ -658,20 +658,34 @@ def _outside_regime(evidence: Evidence, bench: str) -> str | None:
 # ------------------------------------------------------------------------------------------------ profile
 def findings(profile: Mapping[str, Any]) -> dict[str, Any]:
     """What ``profile`` runs at a finding scale: its ``findings:`` section as ``{"all": bool, "benchmarks":
-    [...], "probes": [...]}`` (``findings: all``: everything, the paper profile; none: nothing, a smoke test).
-    ValueError names the profile, the field and the value when the section is malformed."""
+    [...], "probes": [...], "max_stl_gap_percent": float | None, "notes": {benchmark: text}}`` (``findings:
+    all``: everything, the paper profile; none: nothing, a smoke test). ``notes`` say per benchmark why it is
+    not at a finding scale (measurements), shown with its claims' verdicts. ValueError names the profile, the
+    field and the value when the section is malformed."""
     section = profile.get("findings")
     where = f"profile {profile.get('name', '?')!r}: findings"
+    out: dict[str, Any] = {"all": section == "all", "benchmarks": [], "probes": [], "max_stl_gap_percent": None}
+    out["notes"] = {}
     if section in (None, "all"):
-        return {"all": section == "all", "benchmarks": [], "probes": []}
+        return out
     if not isinstance(section, Mapping):
         raise ValueError(f"{where}: {section!r} is neither 'all' nor a mapping of benchmarks/probes")
-    out: dict[str, Any] = {"all": False}
+    unknown = sorted(set(section) - {"benchmarks", "probes", "max_stl_gap_percent", "notes"})
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {unknown}; valid: benchmarks, probes, max_stl_gap_percent, notes")
     for key in ("benchmarks", "probes"):
         values = section.get(key, [])
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise ValueError(f"{where}.{key}: {values!r} is not a list of names")
         out[key] = list(values)
+    gap = section.get("max_stl_gap_percent")
+    if gap is not None and (isinstance(gap, bool) or not isinstance(gap, int | float) or not math.isfinite(gap)):
+        raise ValueError(f"{where}.max_stl_gap_percent: {gap!r} is not a finite number")
+    out["max_stl_gap_percent"] = None if gap is None else float(gap)
+    notes = section.get("notes", {})
+    if not isinstance(notes, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in notes.items()):
+        raise ValueError(f"{where}.notes: {notes!r} is not a mapping of benchmark names to texts")
+    out["notes"] = dict(notes)
     return out
 
 
@@ -721,7 +735,8 @@ def evaluate_study(
     evidence = Evidence()
     if runs:
         evidence.groups = evidence_from_results(profile, study, runs, results or {})
-    evidence.max_stl_gap = (profile.get("findings") or {}).get("max_stl_gap_percent")
+    found = findings(profile)
+    evidence.max_stl_gap = found["max_stl_gap_percent"]
     for block in study.get("experiments", []):
         bench = block["benchmark"]
         evidence.needs[bench] = needed_scale(study, bench)
@@ -731,8 +746,9 @@ def evaluate_study(
                 f"{bench} is not run on this profile ({unavailable}); needs {needed_scale(study, bench)}"
             )
         elif is_pipeline_check(profile, study, bench):
+            note = f" ({found['notes'][bench]})" if bench in found["notes"] else ""
             evidence.untested[bench] = (
-                f"{bench} runs as a pipeline check in this profile; needs {needed_scale(study, bench)}"
+                f"{bench} runs as a pipeline check in this profile{note}; needs {needed_scale(study, bench)}"
             )
     probe = study.get("builder")  # the probes are report builders (toy_convergence, loss_scale)
     if probe in _PROBE_READERS and probe_tables:
