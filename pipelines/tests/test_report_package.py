@@ -349,6 +349,7 @@ def test_build_opens_with_the_verdicts_and_labels_pipeline_checks(
     html = (tmp_path / "index.html").read_text()
     assert html.index('id="verdicts"') < html.index('id="studies"')
     assert html.count('class="claim" data-verdict=') == 3
+    assert '<span class="cited">[seed 000, Table 1]</span> \n<span class="numbers">' in html  # spaced from them
 
     page = (tmp_path / "s1" / "table.md").read_text()
     assert page.index("## Verdicts") < page.index("### ")
