@@ -1,5 +1,5 @@
 # Regenerates every table of the five seed papers next to the published numbers:
-#   snakemake --cores all reproduce_tables                 (default profile: embedded data, <= 30 min on 2 cores)
+#   snakemake --cores all reproduce_tables                 (default profile: findings on embedded data, <= 60 min)
 #   snakemake --cores all --config profile=smoke           (every rule on tiny data, < 3 min)
 #   snakemake --profile pipelines/profiles/paper paper_002 (the papers' protocol on real data)
 # Rules live in pipelines/rules/*.smk; the grid comes from pipelines/configs (see pipelines/README.md).

@@ -463,6 +463,12 @@ def test_loss_scale_tables_from_the_invariance_gaps(monkeypatch) -> None:
             optimizer, weighting = row.name.split(" + ")
             expected = gaps[(optimizer, weighting, is_frozen)]
             assert [c.mean for c in row.cells] == [expected["backbone"], expected["heads"]]
+    # the same numbers as plain data, which the claims read (mtl_pipelines.claims.loss_scale_observations)
+    records = [r for t in (frozen, learnable) for r in t.data["gaps"]]
+    assert frozen.data["probe"] == learnable.data["probe"] == "loss_scale"
+    assert {(r["setup"], r["group"], r["backbone"]): r["gap"] for r in records} == {
+        (f"{o} + {w}", g, "frozen" if f else "learnable"): v for (o, w, f), by in gaps.items() for g, v in by.items()
+    }
 
 
 def test_sharpness_table_means_over_seeds_beside_the_published_epoch_row() -> None:

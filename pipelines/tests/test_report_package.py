@@ -281,6 +281,117 @@ def test_build_writes_the_files_of_each_study(tmp_path: Path, monkeypatch: pytes
     assert summary["data"] == "stand-in" and summary["runs"] == len(runs) and summary["verdicts"] == []
 
 
+def _claim(claim_id: str, kind: str, bench: str, **fields) -> dict:
+    return {
+        "id": claim_id,
+        "kind": kind,
+        "statement": f"{claim_id} on {bench}",
+        "source": {"seed": "000_b20124c3765acfc2.txt", "where": "Table 1"},
+        "benchmark": bench,
+        "quantity": "mean accuracy",
+        **fields,
+    }
+
+
+def test_build_opens_with_the_verdicts_and_labels_pipeline_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver on synthetic results of 3 seeds: benchmark ``b`` runs at a finding scale, ``c`` as a pipeline
+    check. MGDA beats LS by 5 accuracy points on every seed: the improvement is reproduced on ``b``, the reverse
+    ordering is not, and the claim on ``c`` is inconclusive (not tested); the index and the study page open with
+    these verdicts, and only ``c``'s tables are labelled as pipeline checks, without a distance figure."""
+    from mtl_pipelines.report import driver
+
+    runs, evaluated = [], {}
+    for bench in ("b", "c"):
+        for seed in range(3):
+            for method, label, task, left, right in (
+                ("ls", "ls", None, 80.0 + seed, 70.0),
+                ("exact+mgda", "exact+mgda", None, 85.0 + seed, 75.0 + seed / 10),
+                ("stl", "STL", "left", 90.0, None),
+                ("stl", "STL", "right", None, 88.0),
+            ):
+                run_id = f"{bench}-{label}-{task}-{seed}"
+                studies = {"s1"} if bench == "b" else {"s1", "s2"}
+                config = {"optimizer": {"name": "adam", "lr": 0.001}}
+                runs.append(grid.RunSpec(run_id, config, bench, "m", method, label, task, "", seed, studies=studies))
+                test = {t: {"accuracy": v} for t, v in (("left", left), ("right", right)) if v is not None}
+                evaluated[run_id] = {"eval": {"test": test, "val": test}, "final": {}, "diagnostics": []}
+    results = Results(evaluated, {"left/accuracy": True, "right/accuracy": True}, {})
+    block = {"model": "m", "protocol": "mpnn_qm9", "stl": True, "methods": ["ls", "exact+mgda"]}
+    s1 = {
+        "id": "s1",
+        "paper": "000",
+        "title": "S1",
+        "builder": "results",
+        "references": [],
+        "experiments": [{**block, "benchmark": "b"}, {**block, "benchmark": "c"}],
+        "claims": [
+            _claim("mgda_over_ls_b", "improvement", "b", method="exact+mgda", base="ls"),
+            _claim("ls_over_mgda_b", "ordering", "b", better=["ls"], worse=["exact+mgda"]),
+            _claim("mgda_over_ls_c", "improvement", "c", method="exact+mgda", base="ls"),
+        ],
+    }
+    s2 = {**s1, "id": "s2", "title": "S2", "experiments": [{**block, "benchmark": "c"}], "claims": []}
+    plan = grid.Plan({r.run_id: r for r in runs}, {})
+    monkeypatch.setattr(driver.grid, "plan", lambda profile: plan)
+    monkeypatch.setattr(driver, "load_results", lambda profile, by_id: results)
+    monkeypatch.setattr(driver, "scale_line", lambda runs: ("real: x", "epochs [2], seeds [0, 1, 2]"))
+    profile = {"name": "p", "reports_dir": str(tmp_path), "findings": {"benchmarks": ["b"]}, "benchmarks": {}}
+    build(profile, [s1, s2])
+
+    md = (tmp_path / "index.md").read_text()
+    assert md.index("## Verdicts") < md.index("| study |")
+    assert "3 claims: 1 reproduced, 1 not reproduced, 1 inconclusive." in md
+    lines = [line for line in md.splitlines() if line.startswith("- **")]
+    assert [line.split("**")[1] for line in lines] == ["reproduced", "not reproduced", "inconclusive"]
+    assert "[s1](s1/table.md) mgda_over_ls_b" in lines[0] and "[seed 000, Table 1]" in lines[0]
+    assert "advantage +5" in lines[0] and "not tested: c runs as a pipeline check" in lines[2]
+    html = (tmp_path / "index.html").read_text()
+    assert html.index('id="verdicts"') < html.index('id="studies"')
+    assert html.count('class="claim" data-verdict=') == 3
+    assert '<span class="cited">[seed 000, Table 1]</span> \n<span class="numbers">' in html  # spaced from them
+
+    page = (tmp_path / "s1" / "table.md").read_text()
+    assert page.index("## Verdicts") < page.index("### ")
+    assert "3 claims: 1 reproduced" in page
+    b_table = page[page.index("### S1 — b / m") : page.index("### S1 — c / m")]
+    c_table = page[page.index("### S1 — c / m") :]
+    assert "Pipeline check" not in b_table
+    assert "> **Pipeline check: profile `p` runs c at a pipeline-check scale; comparable numbers need the paper " in (
+        c_table
+    )
+    records = json.loads((tmp_path / "s1" / "claims.json").read_text())
+    assert [(r["claim"], r["verdict"], r["kind"]) for r in records] == [
+        ("mgda_over_ls_b", "reproduced", "improvement"),
+        ("ls_over_mgda_b", "not reproduced", "ordering"),
+        ("mgda_over_ls_c", "inconclusive", "improvement"),
+    ]
+    assert records[0]["source"] == {"seed": "000_b20124c3765acfc2.txt", "where": "Table 1"}
+    summaries = {s: json.loads((tmp_path / s / "summary.json").read_text()) for s in ("s1", "s2")}
+    assert [v["claim"] for v in summaries["s1"]["verdicts"]] == [r["claim"] for r in records]
+    assert summaries["s2"]["distance"] == "pipeline check" and summaries["s1"]["distance"] != "pipeline check"
+    assert not (tmp_path / "s2" / "claims.json").exists()  # a study without claims
+
+
+def test_pipeline_check_reason_of_probes_and_mixed_tables() -> None:
+    from mtl_pipelines.report import driver
+
+    profile = {"name": "p", "findings": {"benchmarks": ["b"], "probes": ["t1"]}, "probes": {"toy": {"lr": 0.1}}}
+    listed = {"id": "t1", "builder": "toy"}
+    scaled = {"id": "t2", "builder": "toy"}
+    table = Table("T", ["x"], [None])
+    assert driver.pipeline_check_reason(profile, listed, table) is None
+    reason = driver.pipeline_check_reason(profile, scaled, table)
+    assert reason == (
+        "profile `p` runs this probe scaled down (lr 0.1); the paper's settings are those of profile `paper`"
+    )
+    study = {"id": "s", "experiments": [{"benchmark": b, "protocol": "mpnn_qm9"} for b in ("b", "c")]}
+    assert "runs c at a pipeline-check scale" in driver.pipeline_check_reason(profile, study, table)  # the study's
+    assert driver.pipeline_check_reason(profile, study, Table("T", ["x"], [None], benchmarks=["b"])) is None
+    assert driver.pipeline_check_reason({**profile, "findings": "all"}, scaled, table) is None  # profile paper
+
+
 def test_results_mapping() -> None:
     results = Results({"r": {"eval": {}}}, {"A/acc": True})
     assert list(results) == ["r"] and len(results) == 1 and results["r"] == {"eval": {}}

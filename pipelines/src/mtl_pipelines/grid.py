@@ -86,8 +86,11 @@ def load_profile(name: str) -> dict[str, Any]:
     for key in ("name", "seeds", "results_dir", "reports_dir", "benchmarks", "models", "studies"):
         if key not in profile:
             raise ValueError(f"{path}: missing field {key!r}")
+    from mtl_pipelines import claims
+
     try:
         jobs.check_runs_per_job(profile.get("runs_per_job", 1))
+        claims.findings(profile)  # what runs at a finding scale: 'all', or benchmarks and probe studies
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
     if profile["name"] != name:
@@ -101,12 +104,13 @@ def _protocols() -> dict[str, Any]:
     return _read_yaml(configs_root() / "protocols.yaml")
 
 
-_STUDY_FIELDS = {"id", "paper", "title", "builder", "references", "experiments", "table", "figure", "note"}
+_STUDY_FIELDS = {"id", "paper", "title", "builder", "references", "experiments", "table", "figure", "note", "claims"}
 
 
 def load_studies() -> dict[str, dict[str, Any]]:
     """Every study, by id, in file-name order (ValueError on a malformed study, naming the field; the
     ``builder`` must be one of the report's registry, :mod:`mtl_pipelines.report.registry`)."""
+    from mtl_pipelines import claims
     from mtl_pipelines.report import registry  # the report package imports this module
 
     out = {}
@@ -125,6 +129,7 @@ def load_studies() -> dict[str, dict[str, Any]]:
                     f"{where}: experiments[{i}].protocol {block.get('protocol')!r} is not valid; "
                     f"valid: {', '.join(_protocols())}"
                 )
+        claims.validate_claims(study, where)  # unknown kinds, methods, benchmarks, references: errors here
         out[study["id"]] = study
     return out
 
@@ -362,7 +367,8 @@ def _block_runs(
     tasks = list(dataset.get("tasks") or _task_names(benchmark)) if any(e["per_task"] for e in entries) else []
     out = []
     for setting in settings:
-        for seed in block.get("seeds", profile["seeds"]):
+        # a block's own seeds, else the benchmark's in the profile (finding-scale benchmarks run more seeds)
+        for seed in block.get("seeds", benchmark.get("seeds", profile["seeds"])):
             common = deep_merge(base, setting.get("config", {}))
             common["train"]["seed"] = seed
             common["dataset"] = copy.deepcopy(dataset)

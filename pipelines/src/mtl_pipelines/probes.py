@@ -44,6 +44,7 @@ def toy_convergence(
     table = Table(f"{study['title']} (budget {budget} iterations)", columns, [False] * len(columns), gap="ratio")
     ref = cite(table, refs[-1] if refs else None)  # the last reference (Table A7) has every learning rate
     keys = {"EW": "ls", "PCGrad": "exact+pcgrad", "CAGrad": "exact+cagrad"}
+    records = []  # Table.data: what the claims of seed 001 Table A7 read (mtl_pipelines.claims.toy_observations)
     for label in ("EW", "PCGrad", "CAGrad"):
         row = []
         for opt in ("adam", "gd"):
@@ -52,8 +53,11 @@ def toy_convergence(
                 value = None if any(v is None for v in conv.per_start) else float(max(conv.per_start))
                 paper = published(ref, keys[label], setting={"optimizer": opt, "lr": float(lr)}) if ref else None
                 row.append(Cell(value, None, paper))
+                iterations = None if value is None else int(value)
+                records.append({"method": keys[label], "optimizer": opt, "lr": float(lr), "iterations": iterations})
         table.add(label, row)
     table.notes.append("'–' (ours): a start did not reach the global minimum within the budget")
+    table.data = {"probe": "toy_convergence", "budget": int(budget), "cells": records}
     return [table]
 
 
@@ -77,11 +81,21 @@ def loss_scale(
             a, b = compare_loss_scales(optimizer=optimizer, weighting=weighting, freeze_backbone=frozen, epochs=epochs)
             rows.append((f"{optimizer} + {weighting}", invariance_gap(a, b)))
         groups = list(rows[0][1])
-        title = f"{study['title']} — {'frozen' if frozen else 'learnable'} backbone ({epochs} epochs)"
+        backbone = "frozen" if frozen else "learnable"
+        title = f"{study['title']} — {backbone} backbone ({epochs} epochs)"
         table = Table(title, [f"gap {g}" for g in groups], [False] * len(groups))
         for name, gaps in rows:
             table.add(name, [Cell(gaps[g]) for g in groups], rank=False)
         table.notes.append("max relative difference of the update norms, unscaled vs scaled losses (0 = invariant)")
+        # what the invariance claims of seed 001 Figs. A1/A2 read (mtl_pipelines.claims.loss_scale_observations)
+        table.data = {
+            "probe": "loss_scale",
+            "gaps": [
+                {"backbone": backbone, "setup": name, "group": g, "gap": None if gaps[g] is None else float(gaps[g])}
+                for name, gaps in rows
+                for g in groups
+            ],
+        }
         tables.append(table)
     return tables
 

@@ -211,7 +211,7 @@ def results_table(
                 columns.append(_delta_m_column(w, "paper STL", several))
                 higher.append(False)
         title = f"{study['title']} — {bench} / {model}" + (f" / {setting}" if setting else "")
-        table = Table(title, columns, higher)
+        table = Table(title, columns, higher, benchmarks=[bench])
         ref = cite(table, found)
         if select:
             table.add_column("lr", None, {})
@@ -302,7 +302,7 @@ def delta_m_table(
     (the method entry's ``setting:``, e.g. 002 Table 14's normalisation) and benchmark."""
     refs = study_references(study)
     benches = list(dict.fromkeys(r.benchmark for r in runs))
-    table = Table(study["title"], [f"{b} Δm%" for b in benches], [False] * len(benches))
+    table = Table(study["title"], [f"{b} Δm%" for b in benches], [False] * len(benches), benchmarks=benches)
     ref = cite(table, refs[0] if refs else None)
     for label in dict.fromkeys(r.label for r in runs if not r.is_stl):
         cells = []
@@ -491,7 +491,12 @@ def robustness(
             continue
         stl = _drops(best_stl_runs([r for r in group if r.is_stl], results, results.directions), results)
         metrics = sorted({n for s in stl.values() for n in s})
-        table = Table(f"{study['title']} — {bench} / {model}", [*metrics, "Mean"], [False] * (len(metrics) + 1))
+        table = Table(
+            f"{study['title']} — {bench} / {model}",
+            [*metrics, "Mean"],
+            [False] * (len(metrics) + 1),
+            benchmarks=[bench],
+        )
         ref = cite(table, reference_for(refs, bench))
         for label, rows in method_rows([r for r in group if not r.is_stl]).items():
             mtl = _drops(rows, results)

@@ -1,5 +1,9 @@
-"""The report driver: per study, its builder's tables and figures, ``table.md``/``.tex``/``.csv``/``.html``
-and its index row; then the index."""
+"""The report driver: per study, its builder's tables and figures, the verdicts of its claims
+(:func:`mtl_pipelines.claims.evaluate_study`), ``table.md``/``.tex``/``.csv``/``.html``, ``claims.json`` and its
+index row; then the index (verdicts first).
+
+A table whose numbers the profile runs only to check the pipeline (:func:`mtl_pipelines.claims.is_pipeline_check`
+of the benchmarks it shows, or of the probe) is labelled so at its top and gets no distance figure."""
 
 from __future__ import annotations
 
@@ -10,14 +14,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mtl_pipelines import facts, grid, io
+from mtl_pipelines import claims, facts, grid, io
 from mtl_pipelines.report import registry
 from mtl_pipelines.report.html import render_study
-from mtl_pipelines.report.index import SUMMARY, StudySummary, distance, write_index
+from mtl_pipelines.report.index import SUMMARY, StudySummary, Verdict, distance, verdict_block, write_index
 from mtl_pipelines.report.results import Results, load_results
 from mtl_pipelines.report.tables import CSV_FIELDS, DASH, Table
 
-__all__ = ["build", "build_index", "deviation_lines", "scale_line", "write_study"]
+__all__ = ["build", "build_index", "deviation_lines", "pipeline_check_reason", "scale_line", "write_study"]
 
 
 def _test_dataset(cfg_json: str) -> Any:
@@ -59,6 +63,27 @@ def deviation_lines(study_id: str) -> list[str]:
     ]
 
 
+def pipeline_check_reason(profile: Mapping[str, Any], study: Mapping[str, Any], table: Table) -> str | None:
+    """Why ``table``'s numbers cannot be compared with the paper's in ``profile`` (None: they can). The benchmarks
+    of a table are those it names (:attr:`Table.benchmarks`), else all of its study's; one that the profile
+    runs as a pipeline check makes the table one."""
+    where = f"profile `{profile.get('name', '?')}`"
+    if not study.get("experiments"):  # a probe computing its own numbers
+        if not claims.is_pipeline_check(profile, study):
+            return None
+        settings = (profile.get("probes") or {}).get(study["builder"])
+        scaled = f" ({', '.join(f'{k} {v}' for k, v in settings.items())})" if settings else ""
+        return f"{where} runs this probe scaled down{scaled}; the paper's settings are those of profile `paper`"
+    benchmarks = table.benchmarks or list(dict.fromkeys(b["benchmark"] for b in study["experiments"]))
+    checked = [b for b in benchmarks if claims.is_pipeline_check(profile, study, b)]
+    if not checked:
+        return None
+    return (
+        f"{where} runs {', '.join(checked)} at a pipeline-check scale; comparable numbers need "
+        f"{claims.needed_scale(study, checked[0])}"
+    )
+
+
 def _write_tables(out: Path, lines: list[str], tables: Sequence[Table]) -> list[Path]:
     io.write_text(out / "table.md", "\n".join(lines) + "\n")
     io.write_text(out / "table.tex", "".join(t.latex() for t in tables))
@@ -77,11 +102,13 @@ def _markdown(
     tables: Sequence[Table],
     figures: Sequence[Path],
     missing: Sequence[str],
+    verdicts: Sequence[Verdict] = (),
 ) -> list[str]:
-    """The lines of a study's ``table.md``."""
+    """The lines of a study's ``table.md``: its verdicts first, then its tables."""
     lines = [f"# {study['title']}", "", f"Study `{study['id']}` (seed {study['paper']}), profile `{profile_name}`.", ""]
     if study.get("note"):
         lines += [study["note"], ""]
+    lines += verdict_block(verdicts, link=False)
     lines += [t.markdown() for t in tables]
     lines += [f"![{p.stem}]({p.name})" for p in figures]
     if missing:
@@ -98,13 +125,19 @@ def write_study(
     missing: Sequence[str],
     summary: StudySummary,
 ) -> list[Path]:
-    """A study's files in ``out``: ``table.md``/``.tex``/``.csv``/``.html`` and ``summary.json`` (its index row);
-    returns them with the ``figures`` (already written in ``out``)."""
+    """A study's files in ``out``: ``table.md``/``.tex``/``.csv``/``.html``, ``summary.json`` (its index row, with
+    the verdicts) and, for a study with claims, ``claims.json`` (the verdict records); returns them with the
+    ``figures`` (already written in ``out``)."""
     io.write_json(out / SUMMARY, summary.to_json())
-    written = [*figures, *_write_tables(out, _markdown(study, profile_name, tables, figures, missing), tables)]
+    lines = _markdown(study, profile_name, tables, figures, missing, summary.verdicts)
+    written = [*figures, *_write_tables(out, lines, tables)]
     page = render_study(study, profile_name, tables, [p.name for p in figures], missing, summary.verdicts)
     io.write_text(out / "table.html", page)
-    return [*written, out / "table.html", out / SUMMARY]
+    written += [out / "table.html", out / SUMMARY]
+    if study.get("claims"):
+        io.write_json(out / claims.CLAIMS_FILE, [v.to_json() for v in summary.verdicts])
+        written.append(out / claims.CLAIMS_FILE)
+    return written
 
 
 def build(profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]], index: bool = True) -> list[Path]:
@@ -123,20 +156,27 @@ def build(profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]], inde
         missing = plan.unavailable.get(study["id"], [])
         tables: list[Table] = []
         figures: list[Path] = []
+        results = Results()
         # A probe computes its own numbers: built unless part of its study cannot run; a builder of trained
         # runs is built from the runs this profile has.
         if (not missing) if builder.probe else bool(runs):
-            results = load_results(profile, {r.run_id: r for r in runs}) if runs else Results()
+            if runs:
+                results = load_results(profile, {r.run_id: r for r in runs})
             tables = builder.tables(study, profile, runs, results)
             drawn = builder.figures is not None and (bool(runs) or builder.probe)
             figures = builder.figures(study, runs, results, tables, out) if drawn else []
             for table in tables:  # the protocol facts this study deliberately does not follow
                 table.deviations = table.deviations or deviation_lines(study["id"])
+                table.pipeline_check = table.pipeline_check or pipeline_check_reason(profile, study, table)
             if runs:
                 data, scale = scale_line(runs)
                 for table in tables:  # every table says at its top what data and scale its numbers come from
                     table.data_scale = table.data_scale or f"Data: {data}. Scale: {scale}."
-        summary = _summary(study, runs, missing, tables)
+        verdicts: list[Verdict] = []
+        if study.get("claims"):  # from the runs' seeds, or from the probe's own numbers (its tables' data)
+            probe_tables = tables if builder.probe else ()
+            verdicts = claims.evaluate_study(profile, study, runs, results, probe_tables)
+        summary = _summary(study, runs, missing, tables, verdicts)
         summaries.append(summary)
         written += write_study(out, study, profile["name"], tables, figures, missing, summary)
     if index:
@@ -158,9 +198,13 @@ def build_index(profile: Mapping[str, Any], studies: Sequence[Mapping[str, Any]]
 
 
 def _summary(
-    study: Mapping[str, Any], runs: Sequence[grid.RunSpec], missing: Sequence[str], tables: Sequence[Table]
+    study: Mapping[str, Any],
+    runs: Sequence[grid.RunSpec],
+    missing: Sequence[str],
+    tables: Sequence[Table],
+    verdicts: Sequence[Verdict] = (),
 ) -> StudySummary:
-    """The study's row of the index."""
+    """The study's row of the index, with the verdicts of its claims."""
     data, scale = scale_line(runs) if runs else (DASH, DASH)
     return StudySummary(
         id=study["id"],
@@ -170,4 +214,5 @@ def _summary(
         runs=len(runs),
         distance=distance(tables),
         not_run=len(missing),
+        verdicts=tuple(verdicts),
     )

@@ -17,7 +17,16 @@ from typing import Any
 from mtl_pipelines import io
 from mtl_pipelines.report.tables import DASH, Table
 
-__all__ = ["PIPELINE_CHECK", "SUMMARY", "VERDICTS", "StudySummary", "Verdict", "distance", "write_index"]
+__all__ = [
+    "PIPELINE_CHECK",
+    "SUMMARY",
+    "VERDICTS",
+    "StudySummary",
+    "Verdict",
+    "distance",
+    "verdict_block",
+    "write_index",
+]
 
 SUMMARY = "summary.json"  # a study's row of the index, written with its tables
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
@@ -28,7 +37,8 @@ PIPELINE_CHECK = "pipeline check"
 class Verdict:
     """Whether one claim of a paper was reproduced: the ``statistic`` over ``n_seeds`` seeds, its
     ``interval`` ``[lo, hi]`` (None when none could be computed) and the ``method`` that gave it (e.g.
-    "t-interval over 3 seeds")."""
+    "t-interval over 3 seeds"); the claim's ``kind`` (:data:`mtl_pipelines.claims.KINDS`) and ``source`` (the
+    seed file and where in it the paper makes the claim: ``{"seed": ..., "where": ...}``)."""
 
     study: str
     claim: str
@@ -39,6 +49,8 @@ class Verdict:
     method: str
     n_seeds: int
     detail: str = ""
+    kind: str = ""
+    source: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -54,8 +66,23 @@ class Verdict:
         interval = data.get("interval")
         return cls(**{**data, "interval": tuple(interval) if interval is not None else None})
 
-    def line(self) -> str:
-        """One Markdown line: verdict, claim, statement and the numbers behind it."""
+    def to_json(self) -> dict[str, Any]:
+        """The record as plain data (``claims.json``, ``summary.json``)."""
+        out = asdict(self)
+        out["source"] = dict(self.source)
+        return out
+
+    @property
+    def cited(self) -> str:
+        """Where the paper makes the claim, e.g. ``seed 002, Table 6`` (empty without a source)."""
+        if not self.source:
+            return ""
+        seed = self.source.get("seed", "")[:3]
+        return ", ".join(x for x in (f"seed {seed}" if seed else "", self.source.get("where", "")) if x)
+
+    def line(self, link: bool = True) -> str:
+        """One Markdown line: verdict, (``link``: the study's page,) claim, statement, where the paper makes it
+        and the numbers behind it."""
         numbers = []
         if self.statistic is not None:
             numbers.append(f"statistic {self.statistic:.4g}")
@@ -63,10 +90,9 @@ class Verdict:
             numbers.append(f"interval [{self.interval[0]:.4g}, {self.interval[1]:.4g}]")
         numbers.append(f"{self.method}, {self.n_seeds} seed{'s' if self.n_seeds != 1 else ''}")
         detail = f"; {self.detail}" if self.detail else ""
-        return (
-            f"- **{self.verdict}** — [{self.study}]({self.study}/table.md) {self.claim}: {self.statement} "
-            f"({', '.join(numbers)}{detail})"
-        )
+        cited = f" [{self.cited}]" if self.cited else ""
+        study = f"[{self.study}]({self.study}/table.md) " if link else ""
+        return f"- **{self.verdict}** — {study}{self.claim}: {self.statement}{cited} ({', '.join(numbers)}{detail})"
 
 
 @dataclass(frozen=True)
@@ -84,7 +110,7 @@ class StudySummary:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["verdicts"] = [asdict(v) for v in self.verdicts]
+        out["verdicts"] = [v.to_json() for v in self.verdicts]
         return out
 
     @classmethod
@@ -109,19 +135,20 @@ def distance(tables: Sequence[Table]) -> str:
     return f"{statistics.median(gaps):.0f}% over {len(gaps)} cells" if gaps else DASH
 
 
-def _verdict_block(summaries: Sequence[StudySummary]) -> list[str]:
-    verdicts = [v for s in summaries for v in s.verdicts]
+def verdict_block(verdicts: Sequence[Verdict], link: bool = True) -> list[str]:
+    """Markdown lines of the verdict summary: the counts per verdict, then one line per claim (``link``: each
+    names its study's page, as the index does); nothing without verdicts."""
     if not verdicts:
         return []
     counts = ", ".join(f"{sum(v.verdict == name for v in verdicts)} {name}" for name in VERDICTS)
-    return ["## Verdicts", "", f"{len(verdicts)} claims: {counts}.", "", *[v.line() for v in verdicts], ""]
+    return ["## Verdicts", "", f"{len(verdicts)} claims: {counts}.", "", *[v.line(link) for v in verdicts], ""]
 
 
 def write_index(profile: Mapping[str, Any], summaries: Sequence[StudySummary], out_root: Path) -> list[Path]:
     """``index.md`` and ``index.html`` (:mod:`~mtl_pipelines.report.html`): verdicts first, then one row per
     study."""
     lines = [f"# Reproduced tables — profile `{profile['name']}`", "", profile.get("description", ""), ""]
-    lines += _verdict_block(summaries)
+    lines += verdict_block([v for s in summaries for v in s.verdicts])
     lines += [
         "| study | title | data | scale | runs | distance to published (median rel.) | not run |",
         "|---|---|---|---|---|---|---|",

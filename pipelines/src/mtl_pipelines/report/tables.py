@@ -112,7 +112,13 @@ class Table:
     gap: str = "difference"  # how ours is compared with the published cell (a key of GAPS)
     data_scale: str | None = None  # "Data: ...; scale: ..." of the runs behind the table, shown at its top
     deviations: list[str] = field(default_factory=list)  # where the runs deliberately differ from the paper
+    # the benchmarks whose runs the table shows (set by builders of tables of several benchmarks' studies); the
+    # driver labels the table a pipeline check when the profile runs one of them as such (empty: the study's)
+    benchmarks: list[str] = field(default_factory=list)
     payload: Any = field(default=None, repr=False)  # what the builder's figure draws (not rendered in tables)
+    # the numbers behind the table as plain data, for what reads them (mtl_pipelines.claims), so that no reader
+    # parses titles or column labels: {"probe": <builder>, ...}; not rendered
+    data: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.columns) != len(self.higher):
