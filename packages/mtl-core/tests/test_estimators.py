@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
 import pytest
 import torch
 from test_step_models import (  # noqa: F401
@@ -106,6 +107,11 @@ def test_registry_and_bad_hparams():
         ("fmtl", {"rho_sh": 0.0, "rho_ns": 0.0}, "mgda"),
         ("fmtl", {"rho_sh": 0.0, "rho_ns": 0.0}, "pcgrad"),
         ("fmtl", {"rho_sh": 0.0, "rho_ns": 0.0, "variant": "direct"}, "fairgrad"),
+        # the flat set is zero: no finite Nash-MTL / FairGrad aggregate, MGDA's min-norm point of {d, 0} is 0
+        ("fmtl", {"rho_sh": 0.0, "rho_ns": 0.0}, "nash_mtl"),
+        ("fmtl", {"rho_sh": 0.0, "rho_ns": 0.0}, "fairgrad"),
+        ("fmtl", {"rho_sh": 0.0, "rho_ns": 0.0, "variant": "second-aggre"}, "mgda"),
+        ("fmtl", {"rho_sh": 0.0, "rho_ns": 0.0, "variant": "each-aggre"}, "mgda"),
         ("samo", {"rho": 0.0}, "fairgrad"),
         ("samo", {"rho": 0.0}, "ls"),
     ],
@@ -252,6 +258,43 @@ def test_fmtl_shared_update_matches_alg1_by_hand(variant):
     for i in range(3):  # heads: their own SAM gradients
         torch.testing.assert_close(before_heads[i] - after_heads[i], sam_heads[i], rtol=1e-9, atol=1e-12)
     assert flat_rows.norm() > 1e-3 * loss_rows.norm()  # the flat part is not negligible here
+
+
+def fixed_point_by_least_squares(gram, power):
+    """``w > 0`` with ``M w = w^(-power)``, by scipy's least squares in ``log w`` (independent of the Newton
+    solver of mtl_core.solvers)."""
+    from scipy.optimize import least_squares
+
+    m = gram.double().numpy()
+    sol = least_squares(lambda u: m @ np.exp(u) - np.exp(-power * u), np.zeros(len(m)), xtol=1e-15, ftol=1e-15)
+    return torch.from_numpy(np.exp(sol.x))
+
+
+@pytest.mark.parametrize(("combiner", "power", "cap"), [("nash_mtl", 1.0, 1.0), ("fairgrad", 0.5, None)])
+def test_fmtl_with_scale_free_combiners_is_alg1_with_each_part_aggregated_on_its_own(combiner, power, cap):
+    # Alg. 1 lines 7-8 with Nash-MTL (G G^T a = 1/a, its output capped to norm 1 as the reference clips) and
+    # FairGrad at alpha = 2 (G G^T w = w^(-1/2)): each set solved on its own Gramian, each cap applied once,
+    # to its own aggregate, and the two aggregates added
+    rho_sh, rho_ns = 0.05, 0.02
+    x, y = batch()
+    loss_rows, flat_rows, sam_heads = sam_rows_by_hand(TinyMTL(3), x, y, rho_sh, rho_ns)
+
+    def aggregate(g):
+        d = fixed_point_by_least_squares(g @ g.T, power) @ g
+        return d * min(1.0, cap / d.norm().item()) if cap is not None else d
+
+    expected = aggregate(loss_rows) + aggregate(flat_rows)
+    model = TinyMTL(3)
+    before_sh, before_heads = groups(model, [p.detach().clone() for p in model.parameters()])
+    run(f"fmtl+{combiner}", model=model, lr=1.0, rho_sh=rho_sh, rho_ns=rho_ns)
+    after_sh, after_heads = groups(model, [p.detach() for p in model.parameters()])
+    torch.testing.assert_close(before_sh - after_sh, expected, rtol=1e-7, atol=1e-10)
+    for i in range(3):
+        torch.testing.assert_close(before_heads[i] - after_heads[i], sam_heads[i], rtol=1e-9, atol=1e-12)
+    # the flat set is much smaller than the loss set, yet its aggregate weighs as much (Nash-MTL: both capped
+    # to norm 1) or more (FairGrad: the direction scales as c^(-1/3) with the gradients' scale c)
+    assert flat_rows.norm() < 0.3 * loss_rows.norm()
+    assert aggregate(flat_rows).norm() >= 0.99 * aggregate(loss_rows).norm()
 
 
 # ------------------------------------------------------------------------------------------------ SAMO

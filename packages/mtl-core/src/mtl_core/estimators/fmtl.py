@@ -35,8 +35,17 @@ class FlatMTL(Estimator):
     Each head ``i`` is updated with its SAM gradient (eq. (14)). ``adaptive`` uses ASAM's step (the reference
     code's default). With a weighting combiner ``decomposed`` and ``direct`` coincide (``w @ g^SAM``) and the
     two-level variants are undefined. Cost over the exact estimator: K forward and K backward passes (seed 002
-    Table 3: ``K C_b``). ``rho_sh = rho_ns = 0`` gives the exact estimator. Default radii: SAM's 0.05
-    (Foret et al. 2021); the paper's text gives no value, tune them per study.
+    Table 3: ``K C_b``). ``rho_sh = rho_ns = 0`` gives the exact estimator (for every variant and combiner: the
+    flat sub-problem, zero there, is dropped). Default radii: SAM's 0.05 (Foret et al. 2021); the paper's text
+    gives no value (FS-MTL's ``multi-mnist/run.sh`` runs ASAM with ``rho = 2``, one radius over the shared part
+    and head ``i`` together; its NYUv2/Cityscapes ``train.py`` normalise the two parts separately, as Alg. 1).
+
+    The two aggregations are the combiner's own (a Nash-MTL cap applies to each). Alg. 1 keeps the flat part
+    small with rho only for combiners whose direction scales with the gradients (LS, MGDA, PCGrad, CAGrad,
+    IMTL): Nash-MTL's has norm sqrt(K) whatever their scale, so ``agg(g^flat)`` weighs as much as
+    ``agg(g^loss)`` at any rho > 0, and FairGrad's scales as ``c^((1 - alpha)/(1 + alpha))`` (``c^(-1/3)`` at
+    alpha = 2) with the gradients' scale ``c``, so the smaller flat set gets the larger aggregate (measured on
+    Multi-MNIST: mtl-core README, "F-MTL with scale-free combiners").
     """
 
     default_head_weights = "unit"
@@ -81,6 +90,12 @@ class FlatMTL(Estimator):
 
     def estimate(self, ctx: StepContext) -> Estimate:
         loss_rows, heads = ctx.per_task_gradients(ctx.losses, ctx.shared)
+        if self.rho_sh == 0 and self.rho_ns == 0:
+            # eq. (13) without its flatness terms: g^SAM = g^loss and the flat set is zero. It has no aggregate
+            # for the combiners that normalise (Nash-MTL, FairGrad: G G^T w = w^(-p) has no finite solution at
+            # G = 0) and a degenerate one in the two-level variants (MGDA's min-norm point of {d, 0} is 0), so
+            # the flat sub-problem is dropped: the step is the base method's.
+            return Estimate(ctx.combine(loss_rows), heads, loss_rows)
         sam_rows, sam_heads = local_sam_rows(ctx, loss_rows, heads, self.rho_sh, self.rho_ns, self.adaptive)
         if self.linear or self.variant == "direct":
             return Estimate(ctx.combine(sam_rows), sam_heads, sam_rows)
