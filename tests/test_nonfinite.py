@@ -99,12 +99,35 @@ def test_a_nan_metric_stops_the_run_naming_it_and_nothing_is_written(
         metrics["depth"][first] = math.nan
         return metrics
 
+    real_with_loss = train_module.evaluate_model_with_loss
+
+    def nan_depth_with_loss(*args: Any, **kwargs: Any) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+        metrics, losses = real_with_loss(*args, **kwargs)
+        metrics["depth"][next(iter(metrics["depth"]))] = math.nan
+        return metrics, losses
+
     monkeypatch.setattr(train_module, "evaluate_model", nan_depth)
+    monkeypatch.setattr(train_module, "evaluate_model_with_loss", nan_depth_with_loss)
     with pytest.raises(runmod.NonFiniteError, match=r"val/depth/.*test/depth/.*no checkpoint was written yet"):
         train(CONFIG, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / runmod.CHECKPOINT).exists()
     assert not (tmp_path / "run" / runmod.FINAL).exists()
     assert _strict((tmp_path / "run" / runmod.METRICS).read_text() or "null") is None  # empty: no epoch recorded
+
+
+def test_a_nan_validation_loss_stops_the_run_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The validation loss recorded for best_val_loss selection is checked like the metrics: an Inf loss of
+    one task after epoch 1 stops the run naming ``val_loss/<task>``, nothing of the epoch written."""
+    real = train_module.evaluate_model_with_loss
+
+    def inf_loss(*args: Any, **kwargs: Any) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+        metrics, losses = real(*args, **kwargs)
+        return metrics, {**losses, "segmentation": math.inf}
+
+    monkeypatch.setattr(train_module, "evaluate_model_with_loss", inf_loss)
+    with pytest.raises(runmod.NonFiniteError, match=r"after epoch 1: \['val_loss/segmentation'\]"):
+        train(CONFIG, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / runmod.CHECKPOINT).exists()
 
 
 def test_a_nan_corrupted_metric_stops_evaluation_and_eval_json_is_not_written(

@@ -36,12 +36,25 @@ import yaml
 
 from mtl_pipelines import io, methods
 
-__all__ = ["DEFAULTS", "ConfigError", "config_hash", "load", "resolve", "run_name", "schema", "validate"]
+__all__ = [
+    "DEFAULTS",
+    "VALIDATION_SELECTIONS",
+    "ConfigError",
+    "config_hash",
+    "load",
+    "resolve",
+    "run_name",
+    "schema",
+    "validate",
+]
 
 
 class ConfigError(ValueError):
     """A configuration is invalid: the message names the field path and the valid values."""
 
+
+#: the ``eval.selection`` rules that read the validation split (so it must not be the test split)
+VALIDATION_SELECTIONS = ("best_val", "best_val_loss")
 
 #: Values used for every field a config leaves out (complete configs are stored with each run).
 DEFAULTS: dict[str, Any] = {
@@ -216,9 +229,9 @@ def _check_consistency(where: str, config: Mapping[str, Any]) -> None:
     if splits["train"] == "test":
         raise ConfigError(f"{where}dataset.splits.train: 'test' is refused: never train on the test split")
     selection = config.get("eval", {}).get("selection", DEFAULTS["eval"]["selection"])
-    if selection == "best_val" and splits["val"] == "test":
+    if selection in VALIDATION_SELECTIONS and splits["val"] == "test":
         raise ConfigError(
-            f"{where}dataset.splits.val: 'test' is refused with eval.selection best_val: never select a model "
+            f"{where}dataset.splits.val: 'test' is refused with eval.selection {selection}: never select a model "
             "on the test split; use val (or last / last_k selection)"
         )
 

@@ -3,9 +3,12 @@ metrics on corrupted copies of the test split (seed 001 sec. 4.3), written to ``
 
 Selection (``eval.selection``): ``last`` epoch; ``last_k`` mean of the last k epochs (seeds 000/002/004:
 last 10 of 200); ``best_val``: the epoch of lowest validation Delta_m against the STL runs' validation
-metrics (seed 001 A3.2 early stopping); an STL run itself selects on Delta_m against its first epoch
-(any fixed reference orders its epochs the way the seed's criterion does for one task up to the metric
-weights). Corrupted copies are evaluated with the final checkpoint.
+metrics (seed 001 A3.2: "early stopping wrt. Delta_m-metric on the validation set"; a run without STL runs
+selects on Delta_m against its own first epoch); ``best_val_loss``: the epoch of lowest validation loss, the
+sum over the run's tasks of each task's mean validation loss (seed 001 A3.2, the STL models: "The training
+was stopped early based on the validation loss."). Where a task has several STL runs (seed 001: one per lr of
+a grid), the baseline is the best of them on validation (:func:`best_stl_candidate`). Corrupted copies are
+evaluated with the final checkpoint.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import torch
 from mtl_pipelines.run import EVAL, FINAL, Run, RunError, evaluate_model, set_determinism
 from mtl_pipelines.train import mean_metrics
 
-__all__ = ["evaluate_run", "flat", "select"]
+__all__ = ["best_stl_candidate", "best_stl_val", "evaluate_run", "flat", "select", "val_loss"]
 
 
 def flat(metrics: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -35,13 +38,31 @@ def _direction(dataset_tasks: Mapping[str, Any], names: Sequence[str]) -> dict[s
     return out
 
 
+def val_loss(record: Mapping[str, Any], source: str) -> float:
+    """The validation loss that ``best_val_loss`` minimises: the plain (unweighted) sum over the record's
+    tasks of each task's mean validation loss (``record["val_loss"]``, :func:`mtl_pipelines.run.
+    evaluate_model_with_loss`); for an STL run the loss of its one task. ``record`` is an epoch record of the
+    history or an ``eval.json``. A record without it (a run trained before the validation loss was recorded)
+    raises :class:`RunError` naming ``source``: such a run cannot be selected on its validation loss."""
+    losses = record.get("val_loss")
+    if not isinstance(losses, Mapping) or not losses:
+        raise RunError(
+            f"{source} records no validation loss (val_loss): it was trained before runs recorded it, so "
+            "eval.selection best_val_loss cannot select on it; retrain the run (mtl train --restart)"
+        )
+    return float(sum(losses.values()))
+
+
 def select(
     history: list[dict[str, Any]],
     config: Mapping[str, Any],
     task_specs: Mapping[str, Any],
     stl_val: Mapping[str, Mapping[str, float]] | None = None,
+    *,
+    source: str = "the run",
 ) -> tuple[dict[str, dict[str, float]], list[int]]:
-    """Test metrics reported for a run and the (1-based) epochs they come from."""
+    """Test metrics reported for a run and the (1-based) epochs they come from (``eval.selection``, see the
+    module docstring; ties go to the earliest epoch). ``source`` names the run in errors."""
     from mtl_core.metrics import delta_m
 
     selection = config["eval"]["selection"]
@@ -50,6 +71,10 @@ def select(
     if selection == "last_k":
         chosen = history[-config["eval"]["last_k"] :]
         return mean_metrics([r["test"] for r in chosen]), [r["epoch"] for r in chosen]
+    if selection == "best_val_loss":
+        losses = [val_loss(r, f"{source}, epoch {r['epoch']},") for r in history]
+        best = history[min(range(len(history)), key=lambda i: (losses[i], i))]
+        return best["test"], [best["epoch"]]
     reference = flat(stl_val) if stl_val else flat(history[0]["val"])
     names = [n for n in flat(history[0]["val"]) if n in reference]
     hib = _direction(task_specs, names)
@@ -63,25 +88,54 @@ def select(
     return best["test"], [best["epoch"]]
 
 
-def best_stl_val(stl_runs: Sequence[str | Path], task_specs: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """Validation metrics of the STL baseline, per task. Where a task has several STL runs (seed 001 A3.2: one
-    Adam STL per lr of a grid), the one with the best selected validation metrics is kept (lowest Delta_m
-    against the first candidate, which orders the candidates as each metric does for one-metric tasks)."""
+def best_stl_candidate(candidates: Mapping[str, Mapping[str, Any]], hib: Mapping[str, bool]) -> str:
+    """The key of the best of several STL runs of one task (their ``eval.json`` by run): seed 001 A3.2 trains
+    one Adam STL per lr of a grid and the best on validation is the baseline. Runs selected on their
+    validation loss (``best_val_loss``) are compared on it (:func:`val_loss`: the lowest wins); otherwise on
+    their validation metrics, the lowest Delta_m against the first candidate (for a one-metric task this
+    orders the candidates as the metric does). Ties go to the first. The one criterion of the evaluation
+    (:func:`best_stl_val`) and the report (:func:`mtl_pipelines.report.results.best_stl_runs`)."""
     from mtl_core.metrics import delta_m
 
-    candidates: dict[tuple[str, ...], list[dict[str, dict[str, float]]]] = {}
+    keys = list(candidates)
+    if not keys:
+        raise ValueError("no STL candidates to choose from")
+    if len(keys) == 1:  # nothing to compare
+        return keys[0]
+    by_loss = [k for k in keys if candidates[k].get("selection") == "best_val_loss"]
+    if by_loss and len(by_loss) != len(keys):
+        others = [k for k in keys if k not in by_loss]
+        raise RunError(
+            f"STL runs of one task select differently: {by_loss} on the validation loss, {others} on validation "
+            "metrics; they cannot be compared: train them under one protocol"
+        )
+    if by_loss:
+        scores = [val_loss(candidates[k], f"STL run {k}: eval.json") for k in keys]
+    else:
+        vals = [flat(candidates[k]["val"]) for k in keys]
+        reference = vals[0]
+        names = [n for n in reference if reference[n] != 0 and all(n in v for v in vals)]
+        if not names:
+            return keys[0]
+        base = {n: reference[n] for n in names}
+        scores = [float(delta_m({n: v[n] for n in names}, base, {n: hib[n] for n in names})) for v in vals]
+    return keys[min(range(len(keys)), key=lambda i: (scores[i], i))]
+
+
+def best_stl_val(stl_runs: Sequence[str | Path], task_specs: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Validation metrics of the STL baseline, per task: the run's own where a task has one STL run, else
+    the best candidate's (:func:`best_stl_candidate`)."""
+    groups: dict[tuple[str, ...], dict[str, Mapping[str, Any]]] = {}
     for stl in stl_runs:
         stl_run = Run.open(stl)
         if not stl_run.path(EVAL).is_file():
             raise RunError(f"STL run {stl} has no {EVAL}; evaluate it first (mtl evaluate {stl})")
-        val = stl_run.read_eval()["val"]
-        candidates.setdefault(tuple(sorted(val)), []).append(val)
+        evaluated = stl_run.read_eval()
+        groups.setdefault(tuple(sorted(evaluated["val"])), {})[str(stl)] = evaluated
     out: dict[str, dict[str, float]] = {}
-    for group in candidates.values():
-        reference = flat(group[0])
-        names = [n for n in reference if reference[n] != 0]
-        hib = _direction(task_specs, names)
-        out.update(min(group, key=lambda v: delta_m({n: flat(v)[n] for n in names}, reference, hib)))
+    for group in groups.values():
+        names = sorted({n for e in group.values() for n in flat(e["val"])})
+        out.update(group[best_stl_candidate(group, _direction(task_specs, names))]["val"])
     return out
 
 
@@ -114,16 +168,19 @@ def evaluate_run(
     options = loader_options(config["train"], on)
     test = build_split(config["dataset"], config["dataset"]["splits"]["test"], config["dataset"].get("tasks"), options)
     stl_val = best_stl_val(stl_runs, test.dataset.tasks)
-    clean, epochs = select(history, config, test.dataset.tasks, stl_val or None)
+    clean, epochs = select(history, config, test.dataset.tasks, stl_val or None, source=str(run.dir))
     by_epoch = {r["epoch"]: r for r in history}
-    val = mean_metrics([by_epoch[e]["val"] for e in epochs])
+    chosen = [by_epoch[e] for e in epochs]
     result: dict[str, Any] = {
         "test": clean,
-        "val": val,
+        "val": mean_metrics([r["val"] for r in chosen]),
         "epochs": epochs,
         "selection": config["eval"]["selection"],
         "corrupted": {},
     }
+    if all("val_loss" in r for r in chosen):  # runs trained before the validation loss was recorded have none
+        losses = [r["val_loss"] for r in chosen]
+        result["val_loss"] = {t: sum(v[t] for v in losses) / len(losses) for t in losses[0]}
     names = config["eval"]["corruptions"]["names"]
     severities = config["eval"]["corruptions"]["severities"]
     if names and severities:

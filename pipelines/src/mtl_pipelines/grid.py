@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from mtl_pipelines import io, jobs, safe_paths
-from mtl_pipelines.config import config_hash, resolve
+from mtl_pipelines.config import VALIDATION_SELECTIONS, config_hash, resolve
 
 __all__ = [
     "Plan",
@@ -357,9 +357,10 @@ def _block_runs(
     if block.get("corruptions"):
         base.setdefault("eval", {})["corruptions"] = copy.deepcopy(profile.get("corruptions", {}))
     dataset = _protocol_dataset(protocol, benchmark["dataset"], f"{where} (protocol {protocol_name})")
-    if base.get("eval", {}).get("selection") == "best_val" and dataset.get("splits", {}).get("val") == "test":
+    selection = base.get("eval", {}).get("selection")
+    if selection in VALIDATION_SELECTIONS and dataset.get("splits", {}).get("val") == "test":
         raise ValueError(
-            f"{where}: protocol {protocol_name!r} selects on the validation split (eval.selection best_val) but "
+            f"{where}: protocol {protocol_name!r} selects on the validation split (eval.selection {selection}) but "
             "maps it onto the test split; that would select on test data"
         )
     if block.get("tasks"):  # a block training a subset of the benchmark's tasks (002 Table 1: 8 of 40)

@@ -20,7 +20,7 @@ hash; a directory where one of them belongs to another config, where ``final.jso
 checkpoint, or where a file is damaged is refused with :class:`RunError` (the file, what is wrong, what to
 do) before anything is written.
 
-Non-finite values (NaN/Inf) never reach a file. A run whose validation/test metric, mean training loss,
+Non-finite values (NaN/Inf) never reach a file. A run whose validation/test metric, mean validation or training loss,
 parameter or buffer (BatchNorm running statistics) is non-finite after an epoch stops with
 :class:`NonFiniteError` (``mtl`` exits 2) naming the values, before that epoch's checkpoint is written: the
 last checkpoint on disk is the last good one. Every JSON file is written strictly (``allow_nan=False``): a
@@ -78,6 +78,7 @@ __all__ = [
     "config_hash",
     "device_for_gpus",
     "evaluate_model",
+    "evaluate_model_with_loss",
     "finite_or_null",
     "nonfinite_fields",
     "nonfinite_tensors",
@@ -379,24 +380,57 @@ class Trainee:
             scheduler.load_state_dict(saved)
 
 
-@torch.no_grad()
 def evaluate_model(
     model: nn.Module, split: Any, batch_size: int, device: torch.device | None = None
 ) -> dict[str, dict[str, float]]:
     """Metrics of ``model`` on a whole split, ``{task: {metric: value}}`` (split-level meters of mtl_data),
     every batch placed on ``device`` (default: where the model's parameters are)."""
+    return _evaluate(model, split, batch_size, device, with_loss=False)[0]
+
+
+def evaluate_model_with_loss(
+    model: nn.Module, split: Any, batch_size: int, device: torch.device | None = None
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """The metrics of :func:`evaluate_model` and, from the same forward passes, the mean loss per task
+    ``{task: loss}``: each task's training loss (its mtl_data ``TaskSpec.loss``) per batch, averaged over the
+    batches weighted by their number of samples, as LibMTL averages its validation losses (LibMTL/loss.py,
+    ``AbsLoss._average_loss``; the implementation seed 001 A3.2 names). Summed on ``device`` in float64,
+    one host transfer at the end."""
+    metrics, losses = _evaluate(model, split, batch_size, device, with_loss=True)
+    assert losses is not None
+    return metrics, losses
+
+
+@torch.no_grad()
+def _evaluate(
+    model: nn.Module, split: Any, batch_size: int, device: torch.device | None, *, with_loss: bool
+) -> tuple[dict[str, dict[str, float]], dict[str, float] | None]:
+    from mtl_pipelines.data import batch_size_of
+
     if device is None:
         device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    meters = {t: split.dataset.tasks[t].meter() for t in split.tasks}
+    specs = {t: split.dataset.tasks[t] for t in split.tasks}
+    meters = {t: spec.meter() for t, spec in specs.items()}
+    loss_sum = {t: torch.zeros((), dtype=torch.float64, device=device) for t in specs}
+    seen = dict.fromkeys(specs, 0)
     for x, targets in split.batches(batch_size, shuffle=False):
         x, targets = place(x, device), place(targets, device)
         predictions = model(x)
         for task, target in targets.items():
             meters[task].update(predictions[task], target)
+            if with_loss:
+                # a multi-input batch ({task: images}) holds each task's own samples
+                n = batch_size_of(x[task] if isinstance(x, dict) and task in x else x)
+                loss_sum[task] += specs[task].loss(predictions[task], target).double() * n
+                seen[task] += n
     model.train(was_training)
-    return {task: {k: float(v) for k, v in meter.compute().items()} for task, meter in meters.items()}
+    metrics = {task: {k: float(v) for k, v in meter.compute().items()} for task, meter in meters.items()}
+    if not with_loss:
+        return metrics, None
+    totals = torch.stack([loss_sum[t] for t in specs]).cpu().tolist()  # one host transfer
+    return metrics, {t: total / max(seen[t], 1) for t, total in zip(specs, totals)}
 
 
 # ---------------------------------------------------------------------------------------------- the run

@@ -2,7 +2,8 @@
 
 The run directory, its files, checkpoints and the model are owned by :mod:`mtl_pipelines.run`; this module
 is the epoch loop. After every epoch the run layer writes the checkpoint (model, optimisers, lr schedules,
-method state, RNG states, metric history) and the files derived from it (``metrics.jsonl``, ``curves.json``,
+method state, RNG states, metric history: per epoch the mean training loss, the validation metrics and mean
+validation loss per task, the test metrics) and the files derived from it (``metrics.jsonl``, ``curves.json``,
 ``diagnostics.jsonl``: gradient cosine / magnitude similarity / condition number every
 ``train.diagnostics_every`` steps, seed 001 Fig. 3 and seed 003's condition-number analysis, from the rows
 the training step computed on its own forward); ``final.json`` is written last.
@@ -10,7 +11,7 @@ the training step computed on its own forward); ``final.json`` is written last.
 A run killed at any point (SIGKILL included) and started again resumes from the last checkpoint and ends
 with exactly the metrics of an uninterrupted run: the batch order of an epoch depends only on
 ``(seed, epoch)`` and every RNG state is restored. A non-finite loss stops the run with
-:class:`NonFiniteLossError`, a non-finite validation/test metric, mean training loss, parameter or buffer
+:class:`NonFiniteLossError`, a non-finite validation/test metric, mean validation or training loss, parameter or buffer
 (BatchNorm running statistics) at the end of an epoch with :class:`mtl_pipelines.run.NonFiniteError`
 (``mtl`` exits 2 for both); the last good checkpoint is kept (nothing is written for the bad epoch), so
 resuming it repeats the failure: change the config (learning rate...) and train with ``--restart``.
@@ -38,6 +39,7 @@ from mtl_pipelines.run import (
     NonFiniteError,
     Run,
     evaluate_model,
+    evaluate_model_with_loss,
     finite_or_null,
     nonfinite_fields,
     nonfinite_tensors,
@@ -103,7 +105,7 @@ def _check_finite(losses: Tensor, tasks: list[str], epoch: int, step: int, check
 def _check_epoch_finite(record: Mapping[str, Any], model: torch.nn.Module, checkpoint: Path) -> None:
     """Before an epoch's checkpoint: its metrics and the model's parameters and buffers are finite, so the
     last checkpoint on disk is always a good one."""
-    metrics = {part: record[part] for part in ("train_loss", "val", "test")}
+    metrics = {part: record[part] for part in ("train_loss", "val", "val_loss", "test")}
     bad = nonfinite_fields(metrics) + [f"model.{name}" for name in nonfinite_tensors(model)]
     if bad:
         last = f"the last good checkpoint is {checkpoint}" if checkpoint.exists() else "no checkpoint was written yet"
@@ -237,12 +239,16 @@ def train(
         peak_memory = meter.stop()
         lr = step.optimizers[0].param_groups[0]["lr"]
         mean_loss = (loss_sum / max(seen, 1)).cpu().tolist()  # one host transfer per epoch
+        # the validation loss comes from the pass that scores the validation metrics (eval.selection
+        # best_val_loss, seed 001 A3.2); it reads no RNG, so every other number of the run is unchanged
+        val, val_loss = evaluate_model_with_loss(model, splits["val"], ecfg["batch_size"], on)
         record = {
             "epoch": epoch + 1,
             "steps": steps,
             "lr": lr,
             "train_loss": dict(zip(tasks, mean_loss)),
-            "val": evaluate_model(model, splits["val"], ecfg["batch_size"], on),
+            "val": val,
+            "val_loss": val_loss,
             "test": evaluate_model(model, splits["test"], ecfg["batch_size"], on),
             "seconds": time.perf_counter() - began,
             "peak_memory": peak_memory,
@@ -273,6 +279,7 @@ def curves(history: list[dict[str, Any]]) -> list[dict[str, float]]:
     for record in history:
         row: dict[str, float] = {"epoch": record["epoch"], "lr": record["lr"]}
         row.update({f"train_loss/{t}": v for t, v in record["train_loss"].items()})
+        row.update({f"val_loss/{t}": v for t, v in record.get("val_loss", {}).items()})  # absent in older runs
         for part in ("val", "test"):
             row.update({f"{part}/{t}/{m}": v for t, ms in record[part].items() for m, v in ms.items()})
         out.append(row)

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mtl_pipelines import grid
-from mtl_pipelines.evaluate import flat
+from mtl_pipelines.evaluate import best_stl_candidate, flat
 from mtl_pipelines.run import Run
 
 __all__ = [
     "Results",
     "bench_model",
-    "best_candidate",
     "best_stl_runs",
     "delta_m",
     "directions",
@@ -164,39 +163,18 @@ def method_rows(runs: Sequence[grid.RunSpec]) -> dict[str, list[grid.RunSpec]]:
     return rows
 
 
-def best_candidate(candidates: Sequence[Mapping[str, float]], hib: Mapping[str, bool]) -> int:
-    """Index of the best of several validation records of one task (seed 001 A3.2: one Adam STL per lr of a
-    grid, the best on validation is the baseline): the lowest Delta_m against the first candidate, the
-    criterion of :func:`mtl_pipelines.evaluate.best_stl_val` (for a one-metric task it orders the candidates
-    as the metric does)."""
-    from mtl_core.metrics import delta_m as core_delta_m
-
-    reference = candidates[0]
-    names = [n for n in reference if reference[n] != 0 and all(n in c for c in candidates)]
-    if len(candidates) == 1 or not names:
-        return 0
-    scores = [
-        core_delta_m({n: c[n] for n in names}, {n: reference[n] for n in names}, {n: hib[n] for n in names})
-        for c in candidates
-    ]
-    return min(range(len(candidates)), key=lambda i: (scores[i], i))
-
-
 def best_stl_runs(runs: Sequence[grid.RunSpec], results: Mapping[str, Any], hib: Mapping[str, bool]) -> list:
-    """The STL runs of ``runs`` that are the baseline: per seed and task, the one with the best validation
-    metrics (:func:`best_candidate`) where a task has several (an STL lr grid), else the only one."""
+    """The STL runs of ``runs`` that are the baseline: per seed and task, the best on validation where a task
+    has several (an STL lr grid; :func:`mtl_pipelines.evaluate.best_stl_candidate`, the criterion evaluation
+    uses), else the only one."""
     by_task: dict[tuple[int, str | None], list[grid.RunSpec]] = defaultdict(list)
     for run in runs:
         if run.is_stl:
             by_task[(run.seed, run.task)].append(run)
-    chosen = []
-    for candidates in by_task.values():
-        if len(candidates) == 1:
-            chosen.append(candidates[0])
-            continue
-        vals = [flat(results[r.run_id]["eval"]["val"]) for r in candidates]
-        chosen.append(candidates[best_candidate(vals, hib)])
-    return [r for r in runs if any(r is c for c in chosen)]
+    chosen = {
+        best_stl_candidate({r.run_id: results[r.run_id]["eval"] for r in group}, hib) for group in by_task.values()
+    }
+    return [r for r in runs if r.run_id in chosen]
 
 
 def row_values(
