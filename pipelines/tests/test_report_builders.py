@@ -501,6 +501,7 @@ def test_every_registered_builder_is_tested_here() -> None:
     tested |= {"sharpness"}  # through sharpness_table (its Hessian needs trained weights)
     tested |= {"toy_sam", "toy_aligned"}
     tested |= {"task_cosines"}  # through task_cosine_table (its gradients need trained weights)
+    tested |= {"mt10_success"}  # on synthetic results in test_rl_study.py
     assert set(registry.names()) == tested
 
 
