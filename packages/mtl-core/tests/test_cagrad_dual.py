@@ -229,6 +229,114 @@ def test_two_task_closed_form_matches_a_40_digit_independent_solve(case, norm_ep
         assert (g @ d).min() >= best - 1e-12 * np.abs(g).max() ** 2
 
 
+def many_task_cases(k: int) -> dict[str, np.ndarray]:
+    """K-task Jacobians (8 coordinates, so the Gramian is positive definite) at the scales that matter for
+    ``norm_eps = 1e-4``: far above, around and far below ``sqrt(eps)``, and norms over four orders of magnitude.
+    Nearly zero-sum gradients (their mean shrunk to a tenth) keep the dual's optimum inside the simplex when they
+    are small against ``sqrt(eps)`` (random ones put it on a vertex there, where no digit can be lost)."""
+    rng = np.random.default_rng(100 + k)
+    base = rng.standard_normal((k, 8))
+    nearly_zero_sum = base - 0.9 * base.mean(0)
+    return {
+        "random": base,
+        "conflicting": badly_scaled(k, 200 + k, conflicting=True, orders=0.0, n=8),
+        "four_orders_conflicting": badly_scaled(k, 300 + k, conflicting=True, orders=4.0, n=8),
+        "nearly_zero_sum": nearly_zero_sum,
+        "small_against_sqrt_eps": 1e-3 * nearly_zero_sum,
+        "tiny_against_sqrt_eps": 1e-6 * nearly_zero_sum,  # the toy's norm_eps = 1e-4 dominates these norms
+    }
+
+
+def mp_dual_by_faces(g: np.ndarray, c: float, norm_eps: float) -> np.ndarray:
+    """CAGrad's direction for any K, solved independently in 40-digit arithmetic from the gradients (not the
+    Gramian the solver gets): ``F(w) = <g0, g_w> + r sqrt(||g_w||^2 + eps)`` is strictly convex on every face of
+    the simplex when the gradients are linearly independent (Cauchy-Schwarz: ``x^T M x s^2 > (x^T M w)^2`` for
+    ``x`` with ``sum x = 0``), so on each face damped Newton (on its KKT system, from the face's centre) finds the
+    minimiser of its affine hull where one exists (where ``F`` is unbounded below there, Newton runs off or its
+    Hessian vanishes: such a face holds no optimum); the optimum is the one face whose minimiser is positive and
+    no cheaper outside (``dF/dw_i >= lambda`` for every task off the face: the KKT conditions, sufficient for a
+    convex problem)."""
+    from itertools import combinations
+
+    mp = pytest.importorskip("mpmath")
+    with mp.workdps(40):
+        k = len(g)
+        rows = [[mp.mpf(float(v)) for v in row] for row in g]
+        eps = mp.mpf(norm_eps)
+
+        def dot(u, v):
+            return mp.fsum(x * y for x, y in zip(u, v))
+
+        g0 = [mp.fsum(col) / k for col in zip(*rows)]
+        m = [[dot(gi, gj) for gj in rows] for gi in rows]
+        a = [dot(gi, g0) for gi in rows]
+        r = c * mp.sqrt(dot(g0, g0) + eps / k**2)  # c ||sum_i g_i (augmented)|| / K
+
+        def norm(w):  # the augmented ||g_w||
+            return mp.sqrt(mp.fsum(w[i] * m[i][j] * w[j] for i in range(k) for j in range(k)) + eps)
+
+        def value(w):
+            return dot(a, w) + r * norm(w)
+
+        tiny = mp.mpf(10) ** -32
+        for size in range(1, k + 1):
+            for face in combinations(range(k), size):
+                w = [mp.mpf(1) / size if i in face else mp.mpf(0) for i in range(k)]
+                converged = False
+                for _ in range(200):
+                    s = norm(w)
+                    mw = [dot(m[i], w) for i in range(k)]
+                    grad = [a[i] + r * mw[i] / s for i in range(k)]
+                    kkt = mp.matrix(size + 1, size + 1)
+                    rhs = mp.matrix(size + 1, 1)
+                    for p, i in enumerate(face):
+                        for q, j in enumerate(face):
+                            kkt[p, q] = r * (m[i][j] / s - mw[i] * mw[j] / s**3)
+                        kkt[p, size] = kkt[size, p] = 1
+                        rhs[p] = -grad[i]
+                    try:
+                        step = mp.lu_solve(kkt, rhs)
+                    except ZeroDivisionError:  # the Hessian vanished: F is asymptotically linear on this face
+                        break
+                    dw = [mp.mpf(0)] * k
+                    for p, i in enumerate(face):
+                        dw[i] = step[p]
+                    if max(abs(v) for v in dw) < tiny:
+                        converged = True
+                        break
+                    # Armijo backtracking far from the minimiser; near it full steps (quadratic convergence), whose
+                    # decrease of F falls below the 40 digits
+                    t, slope, far = mp.mpf(1), dot(grad, dw), max(abs(v) for v in dw) > 1e-12
+                    while far and t > tiny and value([x + t * y for x, y in zip(w, dw)]) > value(w) + t * slope / 4:
+                        t /= 2
+                    w = [x + t * y for x, y in zip(w, dw)]
+                    if max(abs(v) for v in w) > 1e6:  # running off: unbounded below on this face
+                        break
+                if not converged:
+                    continue
+                lam = mp.fsum(grad[i] for i in face) / size
+                scale = mp.fsum(abs(v) for v in grad)
+                if min(w[i] for i in face) > 0 and all(grad[i] >= lam - tiny * scale for i in range(k)):
+                    gw = [mp.fsum(w[i] * rows[i][j] for i in range(k)) for j in range(len(g0))]
+                    step_length = r / (norm(w) + eps) if norm_eps else r / norm(w)
+                    return np.array([float(x + step_length * y) for x, y in zip(g0, gw)])
+        raise AssertionError("no face satisfies the KKT conditions")
+
+
+@pytest.mark.parametrize("norm_eps", [0.0, 1e-4])
+@pytest.mark.parametrize("case", sorted(many_task_cases(3)))
+@pytest.mark.parametrize("k", [3, 5])
+def test_general_solver_matches_a_40_digit_independent_solve(k, case, norm_eps):
+    """The exact reduction for K >= 3 (NNLS + root-find) with and without the toy's ``norm_eps``: the general path
+    used to solve ``M + eps 1 1^T``, losing ``eps``'s digits against themselves when the gradients are small
+    against ``sqrt(eps)`` (measured: up to 2.5e-7 relative off this solve; now the float64 round-off level)."""
+    g = many_task_cases(k)[case]
+    c = 0.5 if norm_eps else C  # the toy's c with its norm_eps
+    d = solvers.cagrad_weights(g @ g.T, c, norm_eps=norm_eps) @ g
+    expected = mp_dual_by_faces(g, c, norm_eps)
+    np.testing.assert_allclose(d, expected, rtol=0, atol=1e-13 * np.linalg.norm(expected))
+
+
 @pytest.mark.parametrize("norm_eps", [0.0, 1e-4])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_two_task_closed_form_matches_the_general_solver(case, norm_eps):
@@ -236,10 +344,9 @@ def test_two_task_closed_form_matches_the_general_solver(case, norm_eps):
     m = g @ g.T
     d = solvers.cagrad_weights_two_tasks(m, C, norm_eps=norm_eps) @ g
     d_general = solvers._cagrad_weights_general(m, C, norm_eps=norm_eps) @ g
-    # the general solver forms M + eps, which cancels eps's digits against themselves where the gradients are
-    # small against sqrt(eps) (measured: 2.5e-7 relative off the 40-digit solve there; the closed form 3e-16)
-    rtol = 1e-6 if norm_eps else 1e-10
-    np.testing.assert_allclose(d, d_general, rtol=0, atol=rtol * np.linalg.norm(d_general))
+    # with norm_eps too: the general solver keeps eps out of the Gramian it solves, as the closed form does (it
+    # used to solve M + eps, 2.5e-7 relative off the 40-digit solve where the gradients are small against sqrt(eps))
+    np.testing.assert_allclose(d, d_general, rtol=0, atol=1e-10 * np.linalg.norm(d_general))
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -53,6 +53,55 @@ def test_samo_losses_and_global_minimum():
     np.testing.assert_allclose(x_star, [-3.9909, 0.0], atol=1e-3)
 
 
+def test_gradient_on_the_x1_axis_is_the_reference_scripts_subgradient():
+    """The reference scripts' ``torch.clamp`` had derivative 1 at its bound (PyTorch 0.4.1, pytorch/pytorch#7049,
+    until #191142); PyTorch 2.14 gives 0, which made every task gradient vanish at the start (0, 0) of
+    Aligned-MTL's script. Hand derivation: on ``x2 = 0``, ``c1 = c2 = 0`` and ``dc1/dx2 = -dc2/dx2 = 1/2``, so
+    ``grad f_i = s_i (0, (f_i^log - f_i^sq) / 2)``."""
+    scales = (0.3, 0.7)
+    x1 = torch.tensor([0.0, -3.0, 2.5, 9.0, -8.5], dtype=torch.float64)
+    _, jac = toy.cagrad_toy(task_scales=scales).losses_and_jacobian(torch.stack([x1, torch.zeros_like(x1)], -1))
+    f_log = torch.stack([torch.log((0.5 * (x1 + 7)).abs()) + 6, torch.log((0.5 * (3 - x1) + 2).abs()) + 6], -1)
+    f_sq = torch.stack([((7 - x1) ** 2 + 6.4) / 10 - 20, ((x1 + 7) ** 2 + 6.4) / 10 - 20], -1)
+    assert torch.equal(jac[..., 0], torch.zeros_like(f_log))
+    torch.testing.assert_close(jac[..., 1], 0.5 * (f_log - f_sq) * torch.tensor(scales, dtype=torch.float64))
+    # at (0, 0) both tasks have the gradient (0, (log 3.5 + 20.46) / 2) = (0, 10.8564)
+    _, jac0 = toy.cagrad_toy().losses_and_jacobian(torch.zeros(1, 2, dtype=torch.float64))
+    expected = torch.tensor([[0.0, (math.log(3.5) + 20.46) / 2]] * 2, dtype=torch.float64)
+    torch.testing.assert_close(jac0[0], expected, rtol=1e-15, atol=0)
+
+
+def test_off_the_clamp_bounds_the_toy_is_torch_clamp_bitwise():
+    """Away from ``x2 = 0`` and ``|u_i| = 5e-6`` the inclusive maxima are ``torch.clamp``'s values and gradients bit
+    for bit, so the trajectories of seed 001's starts (which never touch a bound) are unchanged."""
+    gen = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        x = (20 * torch.rand(500, 2, generator=gen) - 10).to(dtype).requires_grad_(True)
+        x1, x2 = x[:, 0], x[:, 1]
+        f1 = torch.clamp((0.5 * (-x1 - 7) - torch.tanh(-x2)).abs(), 5e-6).log() + 6
+        f2 = torch.clamp((0.5 * (-x1 + 3) + torch.tanh(-x2) + 2).abs(), 5e-6).log() + 6
+        c1, c2 = torch.clamp(torch.tanh(x2 * 0.5), 0), torch.clamp(torch.tanh(-x2 * 0.5), 0)
+        f1_sq = ((-x1 + 7).pow(2) + 0.1 * (-x2 - 8).pow(2)) / 10 - 20
+        f2_sq = ((-x1 - 7).pow(2) + 0.1 * (-x2 - 8).pow(2)) / 10 - 20
+        clamped = torch.stack([f1 * c1 + f1_sq * c2, f2 * c1 + f2_sq * c2], -1)
+        ours = toy.cagrad_losses(x)
+        assert torch.equal(ours, clamped)
+        for k in range(2):
+            (g_ours,) = torch.autograd.grad(ours[:, k].sum(), x, retain_graph=True)
+            (g_clamped,) = torch.autograd.grad(clamped[:, k].sum(), x, retain_graph=True)
+            assert torch.equal(g_ours, g_clamped)
+
+
+@pytest.mark.parametrize("name", ["nash_mtl", "cagrad", "aligned_mtl", "imtl"])
+def test_every_method_leaves_the_start_at_the_origin_into_the_bowl(name):
+    # with a zero gradient at (0, 0), Nash-MTL raised "all task gradients are zero" and the others stayed put
+    problem = toy.cagrad_toy(task_scales=(0.5, 0.5), starts=toy.ALIGNED_MTL_STARTS)
+    origin = toy.ALIGNED_MTL_STARTS.index((0.0, 0.0))
+    run = toy.run_toy(problem, name, optimizer="adam", lr=1e-3, iterations=5)
+    assert (np.diff(run.points[:, origin, 1]) < 0).all()  # x2 decreases at every step
+    assert (run.losses[1:, origin].mean(-1) < 0).all()
+
+
 def test_jacobian_is_exactly_per_task_autograd(cagrad):
     x = torch.tensor([[-8.5, 7.5], [0.0, 0.0], [9.0, -1.0], [1.3, -2.2]])
     f, jac = cagrad.losses_and_jacobian(x)

@@ -155,7 +155,8 @@ def cagrad_weights(m: np.ndarray, c: float, *, norm_eps: float = 0.0) -> np.ndar
     ``norm_eps > 0`` reproduces the regularised CAGrad of the reference toy script (Cranial-XIX/CAGrad ``toy.py``,
     ``cagrad``; seed 001 Tables 1 / A7 ran it): ``||g0||`` becomes ``sqrt(||sum_i g_i||^2 + eps) / K``, the dual's
     ``||g_w||`` becomes ``sqrt(||g_w||^2 + eps)`` (the norm of ``g_w`` augmented by a constant ``sqrt(eps)``
-    coordinate, so the same exact solver applies to ``M + eps 1 1^T``) and ``W = b + R w / (sqrt(||g_w||^2 + eps)
+    coordinate: the same exact reduction applies, with ``eps`` entering only its root equation, see
+    :func:`_cagrad_dual`) and ``W = b + R w / (sqrt(||g_w||^2 + eps)
     + eps)`` with ``R = c sqrt(||sum_i g_i||^2 + eps) / K``. Near a minimum, where the gradients are small against
     ``sqrt(eps)``, this step is no longer CAGrad's: the correction keeps a length of about ``c sqrt(eps) / K``.
 
@@ -175,9 +176,7 @@ def _cagrad_weights_general(m: np.ndarray, c: float, *, norm_eps: float = 0.0) -
         radius = c * np.sqrt(max(float(b @ m @ b), 0.0) * k**2 + norm_eps) / k
         if radius <= 0:
             return b
-        w = _cagrad_dual(m + norm_eps, radius)
-        if w is None:  # unreachable: the augmented ||g_w|| >= sqrt(eps) > 0
-            return b
+        w = _cagrad_dual(m, radius, norm_eps)  # never None: the augmented ||g_w|| >= sqrt(eps) > 0
         return b + radius / (np.sqrt(max(float(w @ m @ w), 0.0) + norm_eps) + norm_eps) * w
     g0_sq = float(b @ m @ b)
     if c <= 0 or g0_sq <= 0:
@@ -280,11 +279,17 @@ def _cagrad_dual_two_tasks(
         return x, rr / gw_norm, vanishing
 
 
-def _cagrad_dual(m: np.ndarray, r: float) -> np.ndarray | None:
-    """``w* = argmin_{w in simplex} <g0, g_w> + r ||g_w||`` (``g0 = G^T 1 / K``), or None where ``g_w* = 0``.
+def _cagrad_dual(m: np.ndarray, r: float, eps: float = 0.0) -> np.ndarray | None:
+    """``w* = argmin_{w in simplex} <g0, g_w> + r sqrt(||g_w||^2 + eps)`` (``g0 = G^T 1 / K``), or None where
+    ``g_w* = 0`` (only possible for ``eps = 0``).
 
     See :func:`cagrad_weights` for the reduction: ``w(beta)`` is the min-norm point of the hull of
-    ``g_i + beta g0`` and ``beta*`` the root of ``||g_w(beta)|| = r beta``.
+    ``g_i + beta g0`` and ``beta*`` the root of ``sqrt(||g_w(beta)||^2 + eps) = r beta``. ``eps`` (``norm_eps``)
+    is the squared constant coordinate of the augmented gradients. It enters the root equation only: the
+    augmented hull's Gramian is the plain one plus ``eps (1 + beta)^2 1 1^T``, a constant on the simplex
+    (``w^T 1 1^T w = 1``), so it has the plain one's min-norm point. Solving the plain Gramian keeps every digit of
+    gradients small against ``sqrt(eps)``, which ``M + eps`` would cancel against ``eps``'s own (the K = 2 closed
+    form keeps ``eps`` out of ``A`` and ``B`` for the same reason).
     """
     k = m.shape[0]
     b = np.full(k, 1.0 / k)
@@ -293,16 +298,20 @@ def _cagrad_dual(m: np.ndarray, r: float) -> np.ndarray | None:
     norms = np.sqrt(np.clip(np.diag(m), 0.0, None))
 
     def dual_point(beta: float) -> tuple[np.ndarray, float, float]:
-        """``w(beta)``, ``||g_w(beta)||`` and its round-off level."""
+        """``w(beta)``, the augmented ``||g_w(beta)||`` and its round-off level (none with ``eps``: the norm is at
+        least ``sqrt(eps)``, which the round-off of ``||g_w||^2`` does not reach relatively)."""
         w = min_norm_simplex(m + beta * (a[:, None] + a[None, :]) + beta**2 * g0_sq)
-        return w, np.sqrt(max(float(w @ m @ w), 0.0)), _GW_NOISE * float(w @ norms)
+        gw_sq = max(float(w @ m @ w), 0.0)
+        if eps > 0:
+            return w, np.sqrt(gw_sq + eps), 0.0
+        return w, np.sqrt(gw_sq), _GW_NOISE * float(w @ norms)
 
     def excess(beta: float) -> float:
         _, gw_norm, noise = dual_point(beta)
         return (gw_norm if gw_norm > noise else 0.0) / (r * beta) - 1.0
 
-    upper = 2.0 * norms.max() / r
-    resolution = _GW_NOISE * norms[norms > 0].min()
+    upper = 2.0 * np.sqrt(norms.max() ** 2 + eps) / r  # ||g_w|| <= max_i ||g_i|| (augmented)
+    resolution = 0.0 if eps > 0 else _GW_NOISE * norms[norms > 0].min()
     lower = upper
     while True:
         lower /= 10.0

@@ -38,15 +38,37 @@ def cagrad_losses(x: Tensor, task_scales: Sequence[float] = (1.0, 1.0)) -> Tenso
     ``log max(|u_i(x)|, 5e-6) + 6``, below it (``c2 = max(tanh(-x2 / 2), 0)``) a quadratic bowl
     ``((x1 -+ 7)^2 + 0.1 (x2 + 8)^2) / 10 - 20``; ``task_scales`` multiplies them (Aligned-MTL's ``scale``:
     ``(s, 1 - s)``). Written with the reference's operations, so autograd gives the same (sub)gradients.
+
+    The reference scripts (Cranial-XIX/CAGrad ``toy.py``, AvivNavon/nash-mtl ``experiments/toy/problem.py``,
+    SamsungLabs/MTL ``code/utils/toy.py``; all ``Toy.forward``) write the maxima as ``torch.clamp(t, lo)``, whose
+    derivative at ``t = lo`` is PyTorch's choice: from 0.4.1 (pytorch/pytorch#7049, fixing #7002) until
+    pytorch/pytorch#191142 (2026), ``derivatives.yaml`` gave ``clamp`` the subgradient 1 there (``self >= min``),
+    in every PyTorch the three scripts ran with (2021-2023); the PyTorch installed here (2.14) gives 0 for a
+    scalar bound (the minimum-norm convention of pytorch/pytorch#184572). On the x1 axis (``x2 = 0``, where
+    ``c1 = c2 = 0``) that choice is the whole gradient. With 1, ``grad f_i(x1, 0) = (0, (f_i^log - f_i^sq) / 2)``:
+    at (0, 0) ``(0, (log 3.5 + 20.46) / 2)`` for both tasks, so every method steps into the bowl below (Nash-MTL's
+    figure of the five starts, AvivNavon/nash-mtl ``misc/toy_pareto_2d.png``, drawn in loss space and coloured
+    by iteration, has an early-iteration curve leave the start's loss point (0, 0) for the Pareto front in every
+    panel). With 0 every task gradient vanishes there and (0, 0) is a fixed point of every method.
+    :func:`_clamp_min` keeps the references' 1 whatever the installed PyTorch does; off the boundary it is
+    ``torch.clamp`` exactly (value and gradient).
     """
     x1, x2 = x[..., 0], x[..., 1]
-    f1 = torch.clamp((0.5 * (-x1 - 7) - torch.tanh(-x2)).abs(), _LOWER).log() + 6
-    f2 = torch.clamp((0.5 * (-x1 + 3) + torch.tanh(-x2) + 2).abs(), _LOWER).log() + 6
-    c1 = torch.clamp(torch.tanh(x2 * 0.5), 0)
+    f1 = _clamp_min((0.5 * (-x1 - 7) - torch.tanh(-x2)).abs(), _LOWER).log() + 6
+    f2 = _clamp_min((0.5 * (-x1 + 3) + torch.tanh(-x2) + 2).abs(), _LOWER).log() + 6
+    c1 = _clamp_min(torch.tanh(x2 * 0.5), 0.0)
     f1_sq = ((-x1 + 7).pow(2) + 0.1 * (-x2 - 8).pow(2)) / 10 - 20
     f2_sq = ((-x1 - 7).pow(2) + 0.1 * (-x2 - 8).pow(2)) / 10 - 20
-    c2 = torch.clamp(torch.tanh(-x2 * 0.5), 0)
+    c2 = _clamp_min(torch.tanh(-x2 * 0.5), 0.0)
     return torch.stack([(f1 * c1 + f1_sq * c2) * task_scales[0], (f2 * c1 + f2_sq * c2) * task_scales[1]], dim=-1)
+
+
+def _clamp_min(t: Tensor, lo: float) -> Tensor:
+    """``max(t, lo)`` with the derivative 1 at ``t = lo``: the subgradient of ``torch.clamp`` from PyTorch 0.4.1 until
+    pytorch/pytorch#191142 (see :func:`cagrad_losses`). ``where`` sends the gradient to ``t`` wherever ``t < lo``
+    is false, the boundary included; NaN propagates as in ``torch.clamp``.
+    """
+    return torch.where(t < lo, lo, t)
 
 
 def samo_losses(x: Tensor) -> Tensor:
