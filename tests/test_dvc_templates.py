@@ -59,9 +59,11 @@ def _check_expansion(profile_name: str, root: Path) -> None:
     def upstream(stage: Any) -> set[str]:
         return {s.name for s in nx_descendants(graph, stage)}
 
-    benchmarks = sorted({r.benchmark for r in plan.runs.values()})
+    # runs evaluated while they train (MT10 SAC, mtl_pipelines.kinds) read no prepared data and have no evaluation
+    benchmarks = sorted({j.benchmark for j in plan.jobs.values() if j.needs_data})
+    evaluated = [j for j in plan.jobs.values() if j.evaluated_separately]
     expected = (
-        len(benchmarks) + 2 * len(plan.jobs) + len(plan.runs) + len(studies) + 1  # + index
+        len(benchmarks) + len(plan.jobs) + len(evaluated) + len(plan.runs) + len(studies) + 1  # + index
     )
     assert len(stages) == expected, sorted(stages)
 
@@ -78,7 +80,11 @@ def _check_expansion(profile_name: str, root: Path) -> None:
         argv = shlex.split(train.cmd)
         assert argv[: len(MTL) + 5] == [*MTL, "train", "--params", "params.yaml", "--job", job.job_id]
         assert argv[argv.index("--runs-root") + 1] == f"{results}/runs"
-        assert upstream(train) == {f"{'render' if f'render@{job.benchmark}' in stages else 'prepare'}@{job.benchmark}"}
+        if job.needs_data:
+            prepared = f"{'render' if f'render@{job.benchmark}' in stages else 'prepare'}@{job.benchmark}"
+            assert upstream(train) == {prepared}
+        else:
+            assert upstream(train) == set()
         # its params dependency is its job's entry, holding exactly the grid's configs of its runs
         assert [k for d in train.deps if hasattr(d, "params") for k in d.params] == [f"jobs.{job.job_id}"]
         entry = params["jobs"][job.job_id]["runs"]
@@ -87,6 +93,15 @@ def _check_expansion(profile_name: str, root: Path) -> None:
         assert [(r.run_id, r.config, r.stl) for r in spec.runs] == [
             (r, plan.runs[r].config, job.stl.get(r, [])) for r in job.runs
         ]
+        if not job.evaluated_separately:  # its train stage's stamp is its evaluation stamp: the reports' fan-in
+            stamp = argv[argv.index("--stamp") + 1]
+            assert stamp.startswith(f"{results}/dvc/evaluated/") and _paths(train.outs, root) == {stamp}
+            for run_id in job.runs:
+                run = stages[f"run_rl@{run_id}"]
+                assert _paths(run.outs, root) == {f"{results}/runs/{run_id}"}
+                assert all(o.persist and o.use_cache for o in run.outs)
+                assert {s.name for s in graph.successors(run)} == {train.name}
+            continue
         evaluate = named("evaluate", job.job_id)
         argv = shlex.split(evaluate.cmd)
         assert argv[: len(MTL) + 5] == [*MTL, "evaluate", "--params", "params.yaml", "--job", job.job_id]
@@ -107,13 +122,19 @@ def _check_expansion(profile_name: str, root: Path) -> None:
         assert shlex.split(report.cmd[1]) == [*MTL, "dvc", "--profile", profile_name, "--summary", study]
         outs = _paths(report.outs, root)
         assert {f"{reports}/{study}/{n}" for n in ("table.md", "table.tex", "table.csv", "summary.json")} <= outs
-        serving = {j.job_id for j in plan.jobs.values() if any(study in plan.runs[r].studies for r in j.runs)}
         direct = {s.name for s in graph.successors(report)}
-        assert {named("evaluate", j).name for j in serving} <= direct
+        finishing = {
+            named("evaluate" if j.evaluated_separately else "train", j.job_id).name for j in serving_jobs(plan, study)
+        }
+        assert finishing <= direct
     index = stages["index"]
     assert shlex.split(index.cmd) == [*MTL, "report", "index", "--profile", profile_name]
     assert {s.name for s in graph.successors(index)} == {f"report@{s}" for s in studies}
     assert _paths(index.outs, root) == {f"{reports}/index.md", f"{reports}/index.html"}
+
+
+def serving_jobs(plan: grid.Plan, study: str) -> list[Any]:
+    return [j for j in plan.jobs.values() if any(study in plan.runs[r].studies for r in j.runs)]
 
 
 def nx_descendants(graph: Any, stage: Any) -> set[Any]:
@@ -214,7 +235,8 @@ def test_params_yaml_keeps_jobs_and_runs_out_of_dvc_yaml(tmp_path: Path) -> None
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     plan = grid.plan(grid.load_profile("smoke"))
     assert set(params["jobs"]) == set(plan.jobs)
-    assert set(params["each"]["run"]) == set(plan.runs)
+    tracked = [*params["each"]["run"], *params["each"]["run_rl"]]  # run_rl: the MT10 SAC runs (no eval.json)
+    assert sorted(tracked) == sorted(plan.runs)
     assert sorted(r for e in params["jobs"].values() for r in e["runs"]) == sorted(plan.runs)  # each once
 
 

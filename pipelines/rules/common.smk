@@ -29,6 +29,14 @@ def job_evaluated(job_id):
     return f"{RESULTS}/jobs/{job_id}.evaluated.json"
 
 
+def job_finished(job_id):
+    """The stamp of a finished job: evaluated, or trained for runs evaluated while they train (MT10 SAC,
+    mtl_pipelines.kinds), which have no evaluate job."""
+    if JOBS[job_id].evaluated_separately:
+        return job_evaluated(job_id)
+    return f"{RESULTS}/jobs/{job_id}.trained.json"
+
+
 def stl_jobs_evaluated(wildcards):
     """Evaluated STL jobs an MTL job needs for validation-based selection (seed 001)."""
     return [job_evaluated(j) for j in JOBS[wildcards.job].needs]
@@ -39,11 +47,13 @@ def study_tables(study):
 
 
 def study_inputs(wildcards):
-    return [job_evaluated(j.job_id) for j in JOBS.values() if any(wildcards.study in RUNS[r].studies for r in j.runs)]
+    return [job_finished(j.job_id) for j in JOBS.values() if any(wildcards.study in RUNS[r].studies for r in j.runs)]
 
 
 def benchmark_stamp(wildcards):
-    return f"{RESULTS}/prepared/{JOBS[wildcards.job].benchmark}.json"
+    """The prepared data a train job reads (none for the MT10 runs: metaworld brings its environments)."""
+    job = JOBS[wildcards.job]
+    return [f"{RESULTS}/prepared/{job.benchmark}.json"] if job.needs_data else []
 
 
 def job_runtime(wildcards):

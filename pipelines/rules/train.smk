@@ -3,7 +3,8 @@ from mtl_pipelines.run import device_for_gpus
 
 rule train:
     """Train (or resume) the runs of one job: per run metrics.jsonl, final.json and an atomic checkpoint after
-    every epoch under results/<profile>/runs/<run>/; the stamp lists the runs and their wall times."""
+    every epoch (MT10 SAC runs: every evaluation) under results/<profile>/runs/<run>/; the stamp lists the runs
+    and their wall times. A killed job run again resumes each run from its last checkpoint."""
     input:
         job=f"{RESULTS}/jobs/{{job}}.yaml",
         data=benchmark_stamp,
@@ -30,7 +31,8 @@ rule train:
 
 
 rule evaluate:
-    """Selected clean test metrics and the corrupted test sets of every run of one trained job."""
+    """Selected clean test metrics and the corrupted test sets of every run of one trained job (supervised jobs
+    only: MT10 SAC runs evaluate while they train, and the report reads their trained stamp)."""
     input:
         job=f"{RESULTS}/jobs/{{job}}.yaml",
         trained=f"{RESULTS}/jobs/{{job}}.trained.json",

@@ -53,12 +53,29 @@ def _run_cost(run: grid.RunSpec, budget: dict) -> float:
     )
 
 
+def _mt10_cost(profile: dict, plan: grid.Plan) -> float:
+    """CPU seconds of the MT10 SAC train jobs (003_table5): the process setup per job and, per run, its
+    environment steps at the measured per-step cost (only valid at the scale it was measured at)."""
+    measured = profile["budget"]["rl"]["mt10_sac"]
+    runs = [r for r in plan.runs.values() if r.kind == "mt10_sac"]
+    for run in runs:
+        scale = {k: run.config["protocol"][k] for k in measured["measured_at"]}
+        assert scale == measured["measured_at"], f"MT10 run {run.run_id} at {scale}: re-measure budget.rl.mt10_sac"
+    n_jobs = sum(j.kind == "mt10_sac" for j in plan.jobs.values())
+    return (
+        n_jobs * measured["setup_per_job"]
+        + sum(r.config["protocol"]["total_steps"] for r in runs) * measured["per_step"]
+    )
+
+
 def estimated_cpu_seconds(profile: dict, plan: grid.Plan) -> dict[str, float]:
     """CPU seconds of the main command by part, from the profile's measured costs."""
     budget = profile["budget"]
     findings = set(profile["findings"]["benchmarks"])
-    parts = {"findings": 0.0, "pipeline checks": 0.0}
+    parts = {"findings": 0.0, "pipeline checks": 0.0, "MT10 SAC jobs": _mt10_cost(profile, plan)}
     for run in plan.runs.values():
+        if run.kind != "supervised":
+            continue
         if run.benchmark in findings:
             parts["findings"] += _run_cost(run, budget)
         else:
@@ -85,6 +102,15 @@ def test_main_command_fits_the_budget(profile, plan):
     # the longest single job (the toy probe runs in one report process) must fit the wall budget alone
     wall = (budget["minutes"] - budget["overhead_minutes"]) * 60 * (1 - budget["margin"])
     assert parts["toy probe"] <= wall
+
+
+def test_bookkeeping_counts_every_mt10_job(profile, plan):
+    # 003_table5: its 5 methods x 1 seed, 200 environment steps each, batched into one job (runs_per_job 20)
+    mt10 = [r for r in plan.runs.values() if r.kind == "mt10_sac"]
+    assert sorted(r.method for r in mt10) == sorted(
+        ["ls", "exact+pcgrad", "exact+cagrad", "exact+nash_mtl", "exact+aligned_mtl"]
+    )
+    assert _mt10_cost(profile, plan) == pytest.approx(8.0 + 5 * 200 * 0.040)
 
 
 def test_bookkeeping_counts_every_finding_run(profile, plan):

@@ -34,9 +34,8 @@ def _fail(message: str) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from mtl_pipelines import config as cfg
-    from mtl_pipelines import grid, io
+    from mtl_pipelines import grid, io, kinds
     from mtl_pipelines.run import Run
-    from mtl_pipelines.train import train
 
     if args.job is not None:
         if args.config is not None or args.run is not None:
@@ -47,7 +46,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.run is not None and args.params:
         from mtl_pipelines import dvc
 
-        config = cfg.resolve(dvc.run_config(args.params, args.run), f"{args.params}:runs.{args.run}")
+        config = kinds.resolve(dvc.run_config(args.params, args.run), f"{args.params}:runs.{args.run}")
         if not args.run_dir:
             return _fail("--params needs --run-dir")
         run_dir = Path(args.run_dir)
@@ -61,7 +60,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = runs[args.run].config
         run_dir = Path(args.run_dir) if args.run_dir else grid.run_dir(profile, args.run)
     else:
-        config = cfg.load(args.config)
+        config = cfg.load(args.config, resolver=kinds.resolve)
         runs_root = Path("results", "runs")
         if args.run_dir:
             run_dir = Path(args.run_dir)
@@ -69,7 +68,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             default = Run.default_dir(config, cfg.run_name(config, args.config), runs_root)
             run_dir = io.check_within(default, runs_root, "run directory")
     began = time.perf_counter()
-    result = train(
+    result = kinds.train(
         config,
         run_dir,
         progress=None if not args.quiet else False,

@@ -25,7 +25,7 @@ import difflib
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -309,9 +309,10 @@ def resolve(config: Mapping[str, Any], source: str = "config") -> dict[str, Any]
     return _merge(DEFAULTS, config)
 
 
-def load(path: str | Path) -> dict[str, Any]:
+def load(path: str | Path, resolver: Callable[[Any, str], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Read a YAML run config, validate it and fill in defaults (``FileNotFoundError`` if absent, ``ConfigError``
-    for a directory, a file that is not UTF-8 text or not YAML, naming the file)."""
+    for a directory, a file that is not UTF-8 text or not YAML, naming the file). ``resolver`` validates it
+    (default :func:`resolve`, a supervised run; ``mtl train`` passes :func:`mtl_pipelines.kinds.resolve`)."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory; give a YAML run config file")
@@ -325,7 +326,7 @@ def load(path: str | Path) -> dict[str, Any]:
         config = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return resolve(config, str(path))
+    return (resolver or resolve)(config, str(path))
 
 
 def run_name(config: Mapping[str, Any], config_path: str | Path) -> str:

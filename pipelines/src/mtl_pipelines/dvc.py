@@ -14,6 +14,9 @@ fixed shape and a variable fan-in is a dependency on a directory of stamps:
 - ``run@<run id>``: the run directory (checkpoint, metrics, curves, final.json, eval.json), written by its
   job's stages and tracked here (cached, ``persist``: a killed job resumes from its checkpoints), so
   ``dvc push`` / ``dvc pull`` carry every run;
+- ``train_rl@<job>`` and ``run_rl@<run id>``: the same for runs evaluated while they train (the MT10 SAC runs of
+  003_table5, :mod:`mtl_pipelines.kinds`): no data to prepare, no evaluation stage; the train stage's stamp is
+  the job's evaluation stamp (the reports' fan-in) and the run directory has no eval.json;
 - ``report@<study>``: its tables, plus the study's row of ``dvc metrics show`` and its figures for
   ``dvc plots show`` (:func:`write_summary`); it depends on every evaluation (a directory: DVC cannot list
   the jobs of one study in a template);
@@ -113,6 +116,18 @@ _EVALUATE_AFTER_STL = """\
       outs:
         - ${paths.results}/dvc/evaluated/${item.group}/${key}.json
 """
+_TRAIN_RL = """\
+  train_rl:  # runs evaluated while they train (MT10 SAC): its stamp is the job's evaluation stamp
+    foreach: ${each.train_rl}
+    do:
+      cmd: >-
+        @MTL@ train --params params.yaml --job ${key} --runs-root ${shell.results}/runs
+        --stamp ${shell.results}/dvc/evaluated/${item.group}/${key}.json --quiet
+      params:
+        - jobs.${key}
+      outs:
+        - ${paths.results}/dvc/evaluated/${item.group}/${key}.json
+"""
 _RUN = """\
   run:  # each run directory, written by its job's stages, tracked (dvc push/pull); persist: resumable
     foreach: ${each.run}
@@ -120,6 +135,17 @@ _RUN = """\
       cmd: >-
         test -s ${shell.results}/runs/${key}/checkpoint.pt && test -s ${shell.results}/runs/${key}/final.json
         && test -s ${shell.results}/runs/${key}/eval.json
+      deps:
+        - ${paths.results}/dvc/evaluated/${item.group}/${item.job}.json
+      outs:
+        - ${paths.results}/runs/${key}:
+            persist: true
+"""
+_RUN_RL = """\
+  run_rl:  # each run directory of a run evaluated while it trains (no eval.json); persist: resumable
+    foreach: ${each.run_rl}
+    do:
+      cmd: test -s ${shell.results}/runs/${key}/checkpoint.pt && test -s ${shell.results}/runs/${key}/final.json
       deps:
         - ${paths.results}/dvc/evaluated/${item.group}/${item.job}.json
       outs:
@@ -191,7 +217,7 @@ def render_profile(profile: Mapping[str, Any], studies: Mapping[str, Any] | None
 
     prepare: list[str] = []
     render: dict[str, dict[str, str]] = {}
-    for bench in sorted({r.benchmark for r in runs.values()}):
+    for bench in sorted({job.benchmark for job in plan.jobs.values() if job.needs_data}):
         safe_paths.check_token(bench, "benchmark key")
         cache_dir = profile["benchmarks"][bench]["dataset"].get("options", {}).get("cache_dir")
         if cache_dir:
@@ -202,11 +228,24 @@ def render_profile(profile: Mapping[str, Any], studies: Mapping[str, Any] | None
     evaluate: dict[str, Any] = {}
     after_stl: dict[str, Any] = {}
     each_run: dict[str, Any] = {}
+    train_rl: dict[str, Any] = {}
+    run_rl: dict[str, Any] = {}
     job_params: dict[str, Any] = {}
     for job in plan.jobs.values():
         safe_paths.check_token(job.job_id, "job id")
         first = runs[job.runs[0]]
         group = _group(job.benchmark, first.model_key, first.is_stl)
+        job_params[job.job_id] = {
+            "benchmark": job.benchmark,
+            "runs": {r: {"stl": job.stl.get(r, []), "config": runs[r].config} for r in job.runs},
+        }
+        if not job.evaluated_separately:  # evaluated while it trains: one stage, no data (MT10 SAC)
+            if job.needs_data:
+                raise ValueError(f"job {job.job_id}: no dvc.yaml template for {job.kind} runs that need prepared data")
+            train_rl[job.job_id] = {"group": group}
+            for run_id in job.runs:
+                run_rl[safe_paths.check_token(run_id, "run id")] = {"job": job.job_id, "group": group}
+            continue
         train[job.job_id] = {"benchmark": job.benchmark}
         if job.needs:
             stl_groups = {_group(j.benchmark, runs[j.runs[0]].model_key, True) for j in map(plan.jobs.get, job.needs)}
@@ -218,10 +257,6 @@ def render_profile(profile: Mapping[str, Any], studies: Mapping[str, Any] | None
         for run_id in job.runs:
             safe_paths.check_token(run_id, "run id")
             each_run[run_id] = {"job": job.job_id, "group": group}
-        job_params[job.job_id] = {
-            "benchmark": job.benchmark,
-            "runs": {r: {"stl": job.stl.get(r, []), "config": runs[r].config} for r in job.runs},
-        }
     for study in chosen:
         safe_paths.check_token(study, "study id")
 
@@ -232,6 +267,8 @@ def render_profile(profile: Mapping[str, Any], studies: Mapping[str, Any] | None
         (_EVALUATE, evaluate),
         (_EVALUATE_AFTER_STL, after_stl),
         (_RUN, each_run),
+        (_TRAIN_RL, train_rl),
+        (_RUN_RL, run_rl),
         (_REPORT, chosen),
     ]
     header = HEADER.format(profile=name)
@@ -244,6 +281,8 @@ def render_profile(profile: Mapping[str, Any], studies: Mapping[str, Any] | None
         "evaluate": evaluate,
         "evaluate_after_stl": after_stl,
         "run": each_run,
+        "train_rl": train_rl,
+        "run_rl": run_rl,
         "report": chosen,
     }
     params = {

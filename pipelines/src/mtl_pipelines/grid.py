@@ -2,7 +2,8 @@
 
 - a **study** (``pipelines/configs/studies/<id>.yaml``) is one table or figure of a seed: the reference
   tables it reproduces, the builder that turns runs into its rows/columns, and one or more experiment
-  blocks (benchmark x model x methods x settings, plus STL runs);
+  blocks (benchmark x model x methods x settings, plus STL runs), or, for runs of another kind
+  (:mod:`mtl_pipelines.kinds`: the MT10 SAC runs of 003_table5), the run planner registered with its builder;
 - a **protocol** (``pipelines/configs/protocols.yaml``) is a paper's training recipe (optimizer, lr
   schedule, epochs, batch size, evaluation selection);
 - a **profile** (``pipelines/configs/profiles/<name>.yaml``: smoke, default, paper) maps each benchmark to
@@ -154,6 +155,13 @@ class RunSpec:
     # the setting of the published row this run reproduces, in the reference table's terms (a study's method
     # entry may name it where our option names differ from the paper's: 002 Table 14 ``normalization``)
     reference_setting: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """The run's kind (:mod:`mtl_pipelines.kinds`): ``supervised``, or the ``kind`` of its config."""
+        from mtl_pipelines import kinds
+
+        return kinds.kind_of(self.config)
 
     @property
     def is_stl(self) -> bool:
@@ -425,6 +433,11 @@ def study_runs(profile: Mapping[str, Any], study: Mapping[str, Any]) -> tuple[li
             importlib.import_module(needs)
         except ImportError:
             missing.append(f"needs {needs}, which is not installed")
+    from mtl_pipelines.report import registry  # the report package imports this module
+
+    planner = registry.get(study["builder"]).runs
+    if planner is not None and not missing:  # runs that need a missing package are not planned: they would fail
+        out += planner(profile, study)
     restrict = (profile.get("restrict") or {}).get("methods")
     for i, block in enumerate(study.get("experiments", [])):
         where = f"study {study['id']}: experiments[{i}]"

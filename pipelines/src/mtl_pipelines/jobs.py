@@ -4,8 +4,10 @@ Starting a process costs ~4-5 s here (importing torch, torchvision, PyG; buildin
 whole toy-scale run of the default profile (~1 s), so a profile may batch runs: ``runs_per_job: N`` groups
 the runs of one (benchmark, model) into jobs of at most N runs. STL runs are never grouped with MTL runs:
 an MTL run selected on validation Delta_m (seed 001) is evaluated against its STL runs, so the jobs holding
-those STL runs are evaluated first (``Job.needs``). With ``runs_per_job: 1`` (the paper and Slurm
-profiles) every job is one run and its id is the run id.
+those STL runs are evaluated first (``Job.needs``). Runs of different kinds (:mod:`mtl_pipelines.kinds`:
+supervised, the MT10 SAC runs) are never grouped either; a job of a kind that evaluates while it trains has no
+evaluation job. With ``runs_per_job: 1`` (the paper and Slurm profiles) every job is one run and its id is the
+run id.
 
 A job is described by a manifest (``<results>/jobs/<job>.yaml``: the resolved config of each run and the
 STL runs it is evaluated against) written when the DAG is built, or, for DVC, by the ``jobs`` and ``runs``
@@ -57,6 +59,21 @@ class Job:
     runs: list[str]
     stl: dict[str, list[str]] = field(default_factory=dict)
     needs: list[str] = field(default_factory=list)
+    kind: str = "supervised"  # of every run of the job (mtl_pipelines.kinds)
+
+    @property
+    def evaluated_separately(self) -> bool:
+        """Whether an evaluation job follows the train job (supervised runs: ``mtl evaluate``)."""
+        from mtl_pipelines import kinds
+
+        return kinds.KINDS[self.kind].evaluated_separately
+
+    @property
+    def needs_data(self) -> bool:
+        """Whether the train job waits for its benchmark's prepared data (``mtl prepare``)."""
+        from mtl_pipelines import kinds
+
+        return kinds.KINDS[self.kind].needs_data
 
 
 @dataclass
@@ -106,26 +123,27 @@ def check_runs_per_job(value: Any) -> int:
 
 
 def group(runs: Mapping[str, RunSpec], runs_per_job: int) -> dict[str, Job]:
-    """Split ``runs`` into jobs of at most ``runs_per_job`` runs of one (benchmark, model, STL or not)."""
+    """Split ``runs`` into jobs of at most ``runs_per_job`` runs of one (kind, benchmark, model, STL or not)."""
     from mtl_pipelines.grid import stl_runs_for
+    from mtl_pipelines.kinds import SUPERVISED
 
     check_runs_per_job(runs_per_job)
-    keyed: dict[tuple[str, str, bool], list[str]] = {}
+    keyed: dict[tuple[str, str, str, bool], list[str]] = {}
     for run in runs.values():
-        keyed.setdefault((run.benchmark, run.model_key, run.is_stl), []).append(run.run_id)
+        keyed.setdefault((run.kind, run.benchmark, run.model_key, run.is_stl), []).append(run.run_id)
     jobs: dict[str, Job] = {}
     owner: dict[str, str] = {}
-    for (benchmark, model_key, is_stl), ids in keyed.items():
+    for (kind, benchmark, model_key, is_stl), ids in keyed.items():
         ids = sorted(ids)
         for start in range(0, len(ids), runs_per_job):
             chunk = ids[start : start + runs_per_job]
-            job = Job(_job_id(benchmark, model_key, is_stl, chunk), benchmark, chunk)
+            job = Job(_job_id(benchmark, model_key, is_stl, chunk), benchmark, chunk, kind=kind)
             jobs[job.job_id] = job
             owner.update(dict.fromkeys(chunk, job.job_id))
     for job in jobs.values():
         for run_id in job.runs:
             run = runs[run_id]
-            if not run.is_stl and run.config["eval"]["selection"] == "best_val":
+            if job.kind == SUPERVISED and not run.is_stl and run.config["eval"]["selection"] == "best_val":
                 job.stl[run_id] = [r.run_id for r in stl_runs_for(runs, run)]
         job.needs = sorted({owner[s] for stl in job.stl.values() for s in stl})
     return jobs
@@ -155,8 +173,9 @@ def write_manifests(jobs: Mapping[str, Job], runs: Mapping[str, RunSpec], result
 
 def spec_from(where: str, data: Any) -> JobSpec:
     """The job described by a manifest mapping (``where`` names its source in errors). Every run's config is
-    validated here, so a bad value anywhere in the manifest stops the job before any run writes a file."""
-    from mtl_pipelines.config import resolve
+    validated here (by its kind, :mod:`mtl_pipelines.kinds`), so a bad value anywhere in the manifest stops the
+    job before any run writes a file."""
+    from mtl_pipelines import kinds
 
     if (
         not isinstance(data, Mapping)
@@ -177,7 +196,7 @@ def spec_from(where: str, data: Any) -> JobSpec:
         if not isinstance(stl, list):
             raise ValueError(f"{where}: runs[{i}].stl: {stl!r} is not a list of run ids")
         run_id = io.check_name(entry["id"], f"{where}: runs[{i}].id")
-        config = resolve(entry["config"], f"{where}: runs[{i}] ({run_id}).config")
+        config = kinds.resolve(entry["config"], f"{where}: runs[{i}] ({run_id}).config")
         out.append(JobRun(run_id, config, [str(s) for s in stl]))
     return JobSpec(str(data["job"]), Path(data["runs_root"]), out, where)
 
@@ -229,12 +248,13 @@ def _each(spec: JobSpec, what: str, work: Callable[[JobRun, Path], Any], log: Ca
 def train_job(
     spec: JobSpec, *, stamp: str | Path | None = None, log: Callable[[str], None] = print, **options: Any
 ) -> dict:
-    """Train (or resume, or skip when finished) every run of the job; write ``stamp`` when all succeeded.
-    ``options`` go to :func:`mtl_pipelines.train.train` (``device``, ``restart``, ``trust_checkpoints``)."""
-    from mtl_pipelines.train import train
+    """Train (or resume, or skip when finished) every run of the job with the trainer of its kind
+    (:func:`mtl_pipelines.kinds.train`); write ``stamp`` when all succeeded. ``options``: ``device``,
+    ``restart``, ``trust_checkpoints``."""
+    from mtl_pipelines import kinds
 
     def work(run: JobRun, run_dir: Path) -> None:
-        train(run.config, run_dir, progress=False, log=log, **options)
+        kinds.train(run.config, run_dir, progress=False, log=log, **options)
 
     done = _each(spec, "train", work, log)
     summary = {"job": spec.job_id, "runs": done}
@@ -247,8 +267,18 @@ def evaluate_job(
     spec: JobSpec, *, stamp: str | Path | None = None, log: Callable[[str], None] = print, **options: Any
 ) -> dict:
     """Evaluate every run of the job (clean selected + corrupted test sets) against its STL runs.
-    ``options`` go to :func:`mtl_pipelines.evaluate.evaluate_run` (``device``, ``trust_checkpoints``)."""
+    ``options`` go to :func:`mtl_pipelines.evaluate.evaluate_run` (``device``, ``trust_checkpoints``).
+    A job of runs that evaluate while they train (MT10 SAC) is refused (ValueError): it has no evaluation."""
+    from mtl_pipelines import kinds
     from mtl_pipelines.evaluate import evaluate_run
+
+    for run in spec.runs:
+        kind = kinds.get(run.config)
+        if not kind.evaluated_separately:
+            raise ValueError(
+                f"{spec.source}: run {run.run_id} is a {kind.name} run, evaluated while it trains (its final.json): "
+                "there is nothing to evaluate; its train job finishes it"
+            )
 
     def work(run: JobRun, run_dir: Path) -> None:
         evaluate_run(run_dir, stl_runs=[spec.runs_root / s for s in run.stl], progress=False, **options)

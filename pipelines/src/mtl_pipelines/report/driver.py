@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mtl_pipelines import claims, facts, grid, io
+from mtl_pipelines import claims, facts, grid, io, kinds
 from mtl_pipelines.report import registry
 from mtl_pipelines.report.html import render_study
 from mtl_pipelines.report.index import SUMMARY, StudySummary, Verdict, distance, verdict_block, write_index
@@ -33,7 +33,19 @@ def _test_dataset(cfg_json: str) -> Any:
 
 
 def scale_line(runs: Sequence[grid.RunSpec]) -> tuple[str, str]:
-    """What data the runs used (``stand-in``/``real``, the dataset's own description, sizes) and at which scale."""
+    """What data the runs used (``stand-in``/``real``, the dataset's own description, sizes) and at which scale;
+    runs of another kind than supervised are described by their kind (:mod:`mtl_pipelines.kinds`)."""
+    by_kind: dict[str, list[grid.RunSpec]] = {}
+    for run in runs:
+        by_kind.setdefault(run.kind, []).append(run)
+    lines = [
+        kinds.KINDS[kind].load("describe")(group) if kind != kinds.SUPERVISED else _supervised_scale_line(group)
+        for kind, group in by_kind.items()
+    ]
+    return "; ".join(d for d, _ in lines), "; ".join(s for _, s in lines)
+
+
+def _supervised_scale_line(runs: Sequence[grid.RunSpec]) -> tuple[str, str]:
     data = []
     datasets = {
         json.dumps({k: v for k, v in r.config["dataset"].items() if k != "tasks"}, sort_keys=True) for r in runs

@@ -25,13 +25,17 @@ BUILDER_MODULES = ("mtl_pipelines.report.builders", "mtl_pipelines.probes", "mtl
 TableBuilder = Callable[[Mapping[str, Any], Mapping[str, Any], Sequence[Any], Any], list[Any]]
 # check(study, where): ValueError naming ``where`` (the study's file), the field and the valid values
 StudyCheck = Callable[[Mapping[str, Any], str], None]
+# runs(profile, study) -> the grid.RunSpec runs a study plans itself (runs of another kind than the supervised
+# experiment blocks, e.g. the MT10 SAC runs of 003_table5); each is a train job of the workflow
+RunPlanner = Callable[[Mapping[str, Any], Mapping[str, Any]], list[Any]]
 # figures(study, runs, results, tables, out_dir) -> written PNG paths
 FigureBuilder = Callable[[Mapping[str, Any], Sequence[Any], Any, list[Any], Path], list[Path]]
 
 
 @dataclass(frozen=True)
 class Builder:
-    """A registered builder: its ``tables`` function, optional ``figures`` and whether it is a ``probe``.
+    """A registered builder: its ``tables`` function, optional ``figures``, whether it is a ``probe``, and the
+    ``runs`` planner of a study whose runs are not described by experiment blocks (:data:`RunPlanner`).
 
     A probe computes its numbers in the report step (mtl_core.toy, mtl_core.analysis): it runs even when
     the study trains no runs, and is skipped as a whole (not built from part of its runs) when part of its
@@ -43,16 +47,23 @@ class Builder:
     figures: FigureBuilder | None = None
     probe: bool = False
     check: StudyCheck | None = None  # validates the study's builder options when the study is loaded
+    runs: RunPlanner | None = None  # plans the study's runs (mtl_pipelines.grid.study_runs asks it)
 
 
 _REGISTRY: dict[str, Builder] = {}
 
 
 def register(
-    name: str, *, figures: FigureBuilder | None = None, probe: bool = False, check: StudyCheck | None = None
+    name: str,
+    *,
+    figures: FigureBuilder | None = None,
+    probe: bool = False,
+    check: StudyCheck | None = None,
+    runs: RunPlanner | None = None,
 ) -> Callable[[TableBuilder], TableBuilder]:
     """Decorator: register ``tables`` as the builder ``name`` (ValueError if another function has the name);
-    ``check(study, where)`` validates a study's ``table``/``figure`` options for this builder at load time."""
+    ``check(study, where)`` validates a study's ``table``/``figure`` options for this builder at load time;
+    ``runs(profile, study)`` plans the runs of its studies (see :data:`RunPlanner`)."""
 
     def decorate(tables: TableBuilder) -> TableBuilder:
         existing = _REGISTRY.get(name)
@@ -60,7 +71,7 @@ def register(
             raise ValueError(
                 f"builder {name!r} is registered twice ({existing.tables.__module__}, {tables.__module__})"
             )
-        _REGISTRY[name] = Builder(name, tables, figures, probe, check)
+        _REGISTRY[name] = Builder(name, tables, figures, probe, check, runs)
         return tables
 
     return decorate

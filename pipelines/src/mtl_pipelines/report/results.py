@@ -10,9 +10,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtl_pipelines import grid
+from mtl_pipelines import grid, kinds
 from mtl_pipelines.evaluate import best_stl_candidate, flat
-from mtl_pipelines.run import Run
 
 __all__ = [
     "Results",
@@ -52,10 +51,14 @@ class Results(Mapping[str, Mapping[str, Any]]):
 
 def load_results(profile: Mapping[str, Any], runs: Mapping[str, grid.RunSpec]) -> Results:
     """The results of every run of ``runs`` (FileNotFoundError names a missing file: the report never silently
-    drops a run) and the metric directions of their datasets."""
-    # through the run layer: every file is checked against the run's config (a final.json or eval.json of
-    # another config is refused)
-    out = {run_id: Run(grid.run_dir(profile, run_id), run.config).read_results() for run_id, run in runs.items()}
+    drops a run) and the metric directions of their datasets. A supervised run's results hold its ``eval.json``;
+    a run evaluated while it trains (MT10 SAC, :mod:`mtl_pipelines.kinds`) only its ``final.json``."""
+    # through the run layer of each run's kind: every file is checked against the run's config (a final.json or
+    # eval.json of another config is refused)
+    out = {
+        run_id: kinds.run_class(run.config)(grid.run_dir(profile, run_id), run.config).read_results()
+        for run_id, run in runs.items()
+    }
     specs = list(runs.values())
     return Results(out, directions(specs), units(specs))
 
@@ -77,6 +80,8 @@ def _metrics(runs: Sequence[grid.RunSpec]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     done: set[str] = set()
     for run in runs:
+        if run.kind != kinds.SUPERVISED:  # no dataset: an MT10 run's success rate is read by its own builder
+            continue
         ds = run.config["dataset"]
         if ds["name"] in done:
             continue

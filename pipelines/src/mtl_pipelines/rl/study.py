@@ -1,12 +1,14 @@
 """Study 003_table5 (seed 003 sec. 6.3, Table 5): the MT10 success rate of multi-task SAC per gradient method,
 mean ± SEM over seeds, beside the published cells.
 
-The builder ``mt10_success`` is a probe (:mod:`mtl_pipelines.report.registry`): in the report step it trains
-every (method, seed) run the profile asks for, or resumes it, or reads it when finished, each in its own run
-directory ``<results_dir>/rl/<run id>`` (:mod:`mtl_pipelines.rl.training`). The study file lists the methods
-(the paper's rows) and their options; the profile's ``probes.mt10_sac`` gives the seeds, an optional subset of
-``methods``, the ``device``/``threads`` and any field of the protocol it scales down
-(:data:`mtl_pipelines.rl.training.PROTOCOL`). A profile below the paper's scale is labelled a pipeline check.
+The runs are jobs of the grid like the supervised runs: :func:`plan_runs` (the study's run planner, registered
+with its builder) gives one run of kind ``mt10_sac`` (:mod:`mtl_pipelines.kinds`) per (method, seed), each
+trained by its own train job (``mtl train --job``, :func:`mtl_pipelines.rl.training.train_mt10`: resumable) in
+``<results_dir>/runs/<run id>``. The builder ``mt10_success`` only reads the finished runs' ``final.json``
+(through the run layer, :mod:`mtl_pipelines.report.results`). The study file lists the methods (the paper's
+rows) and their options; the profile's ``rl.mt10_sac`` gives the seeds, an optional subset of ``methods``, the
+``device``/``threads`` and any field of the protocol it scales down (:data:`mtl_pipelines.rl.training.PROTOCOL`).
+A profile below the paper's scale is labelled a pipeline check.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from mtl_pipelines.config import ConfigError
@@ -22,9 +23,10 @@ from mtl_pipelines.report.published import cite, published, study_references
 from mtl_pipelines.report.registry import register
 from mtl_pipelines.report.tables import Cell, Table
 
-__all__ = ["PROBE", "mt10_success", "probe_settings", "success_table"]
+__all__ = ["BENCHMARK", "MODEL", "SECTION", "describe", "mt10_success", "plan_runs", "settings", "success_table"]
 
-PROBE = "mt10_sac"
+SECTION = "mt10_sac"  # the profile's rl.mt10_sac: scale, seeds, methods of the MT10 runs
+BENCHMARK, MODEL = "mt10", "sac"  # what the runs' RunSpec.benchmark / model_key say
 #: the fields of the protocol that set its scale: a profile changing one runs a pipeline check
 SCALE = ("total_steps", "init_steps", "batch_size", "buffer_capacity", "eval_every", "max_episode_steps",
          "hidden_dim", "num_layers")  # fmt: skip
@@ -66,13 +68,20 @@ def check_study(study: Mapping[str, Any], where: str) -> None:
     _entries(study, where)
 
 
-def probe_settings(profile: Mapping[str, Any]) -> tuple[dict[str, Any], list[int], list[str] | None, dict[str, Any]]:
-    """``(protocol overrides, seeds, methods or None, train options)`` of the profile's ``probes.mt10_sac``
+def settings(profile: Mapping[str, Any]) -> tuple[dict[str, Any], list[int], list[str] | None, dict[str, Any]]:
+    """``(protocol overrides, seeds, methods or None, train options)`` of the profile's ``rl.mt10_sac``
     (ConfigError naming the profile, field, value and what is valid)."""
     from mtl_pipelines.rl.training import check_protocol
 
-    where = f"profile {profile.get('name')!r}: probes.{PROBE}"
-    raw = dict((profile.get("probes") or {}).get(PROBE) or {})
+    where = f"profile {profile.get('name')!r}: rl.{SECTION}"
+    section = profile.get("rl") or {}
+    if not isinstance(section, Mapping) or set(section) - {SECTION}:
+        valid = f"{{{SECTION}: {{...}}}}"
+        raise ConfigError(f"profile {profile.get('name')!r}: rl: {section!r} is not valid; valid: {valid}")
+    raw = section.get(SECTION) or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: {raw!r} is not a mapping of seeds, methods, device, threads and protocol fields")
+    raw = dict(raw)
     seeds = raw.get("seeds", profile.get("seeds", [0]))
     if (
         not isinstance(seeds, list)
@@ -135,25 +144,24 @@ def success_table(
     return table
 
 
-@register("mt10_success", probe=True, check=check_study)
-def mt10_success(
-    study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequence[Any], results: Mapping[str, Any]
-) -> list[Table]:
-    """Seed 003 Table 5: train (or resume, or read) every (method, seed) run of the profile, then
-    :func:`success_table`."""
-    from mtl_pipelines.rl.training import run_config, run_id, train_mt10
+def plan_runs(profile: Mapping[str, Any], study: Mapping[str, Any]) -> list[Any]:
+    """The runs of the study under ``profile``: one :class:`mtl_pipelines.grid.RunSpec` of kind ``mt10_sac`` per
+    method entry (those of ``rl.mt10_sac.methods`` and ``restrict.methods`` when the profile names them) and
+    seed, its config resolved by :func:`mtl_pipelines.rl.training.resolve_rl` (ConfigError names the profile or
+    study field)."""
+    from mtl_pipelines.grid import RunSpec
+    from mtl_pipelines.rl.training import run_config, run_id
 
-    protocol, seeds, wanted, train = probe_settings(profile)
+    protocol, seeds, wanted, train = settings(profile)
     entries = _entries(study, f"study {study['id']}")
-    restrict = (profile.get("restrict") or {}).get("methods")
     unknown = sorted(set(wanted or []) - {e["name"] for e in entries})
     if unknown:
         raise ConfigError(
-            f"profile {profile.get('name')!r}: probes.{PROBE}.methods {unknown} are not methods of study "
+            f"profile {profile.get('name')!r}: rl.{SECTION}.methods {unknown} are not methods of study "
             f"{study['id']}; valid: {[e['name'] for e in entries]}"
         )
-    root = Path(profile["results_dir"]) / "rl"
-    measured: dict[str, tuple[str, list[float]]] = {}
+    restrict = (profile.get("restrict") or {}).get("methods")
+    out = []
     for entry in entries:
         if (wanted is not None and entry["name"] not in wanted) or (
             restrict is not None and entry["name"] not in restrict
@@ -161,6 +169,54 @@ def mt10_success(
             continue
         for seed in seeds:
             config = run_config(entry["name"], entry["options"], seed, protocol, **train)
-            final = train_mt10(config, root / run_id(config))
-            measured.setdefault(entry["label"], (entry["name"], []))[1].append(float(final["success"]))
-    return [success_table(study, measured, protocol, len(seeds))]
+            out.append(
+                RunSpec(
+                    run_id=run_id(config),
+                    config=config,
+                    benchmark=BENCHMARK,
+                    model_key=MODEL,
+                    method=entry["name"],
+                    label=entry["label"],
+                    task=None,
+                    setting="",
+                    seed=seed,
+                    studies={study["id"]},
+                )
+            )
+    return out
+
+
+def describe(runs: Sequence[Any]) -> tuple[str, str]:
+    """The report's data and scale line of MT10 runs: the simulator (metaworld's version, the reward) and the
+    protocol's scale (environment steps, batch, networks, seeds)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = f"metaworld {version('metaworld')}"
+    except PackageNotFoundError:
+        installed = "metaworld not installed"
+    protocols = [run.config["protocol"] for run in runs]
+
+    def values(field: str) -> Any:
+        found = sorted({p[field] for p in protocols})
+        return found[0] if len(found) == 1 else found
+
+    data = f"real: Meta-World MT10 simulation ({installed}, 10 tasks, reward {values('reward_function_version')})"
+    scale = (
+        f"environment steps {values('total_steps')}, batch {values('batch_size')}, networks "
+        f"{values('num_layers')} x {values('hidden_dim')}, seeds {sorted({run.seed for run in runs})}"
+    )
+    return data, scale
+
+
+@register("mt10_success", runs=plan_runs, check=check_study)
+def mt10_success(
+    study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequence[Any], results: Mapping[str, Any]
+) -> list[Table]:
+    """Seed 003 Table 5 from the finished runs of the study (``results``: their ``final.json``, loaded by the
+    report, which names any run that is not finished), then :func:`success_table`."""
+    measured: dict[str, tuple[str, list[float]]] = {}
+    for run in runs:  # planned method by method, then seed by seed: rows in the study's order
+        measured.setdefault(run.label, (run.method, []))[1].append(float(results[run.run_id]["final"]["success"]))
+    protocol = runs[0].config["protocol"] if runs else {}
+    return [success_table(study, measured, protocol, len({run.seed for run in runs}))]

@@ -7,12 +7,16 @@ at that step, as the reference); episodes restart every ``max_episode_steps`` st
 (a multiple of the episode length) and after the last step, the deterministic policy (the squashed mean) runs
 ``eval_episodes`` episodes per task; a task's success rate is the share of its episodes with a success.
 
-The run directory is owned by :mod:`mtl_pipelines.run` (:class:`MT10Run` only brings its own config
-validation): ``config.yaml``, ``checkpoint.pt`` after every evaluation (agent, optimisers, method states,
-replay buffer, reward statistics, RNG states, the evaluation history), ``metrics.jsonl``/``curves.json``
-derived from it, ``final.json`` last. A run killed at any point and started again resumes from the last
-checkpoint and ends with exactly the numbers of an uninterrupted run (every random draw comes from torch's
-global generator, restored; environment resets are deterministic).
+The run directory is owned by :mod:`mtl_pipelines.run` (:class:`MT10Run` brings its own config validation
+and what the report reads: ``final.json`` only, there is no separate evaluation): ``config.yaml``,
+``checkpoint.pt`` after every evaluation (agent, optimisers, method states, replay buffer, reward statistics,
+RNG states, the evaluation history), ``metrics.jsonl``/``curves.json`` derived from it, ``final.json`` last.
+A run killed at any point and started again resumes from the last checkpoint and ends with exactly the numbers
+of an uninterrupted run (every random draw comes from torch's global generator, restored; environment resets
+are deterministic).
+
+In the workflow each run is a train job of the grid (:mod:`mtl_pipelines.kinds`, kind ``mt10_sac``; the runs
+are planned by :func:`mtl_pipelines.rl.study.plan_runs`): ``mtl train --job`` calls :func:`train_mt10`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 import torch
 
 from mtl_pipelines.config import ConfigError, config_hash
-from mtl_pipelines.run import FINAL, Run, place, resolve_device, seed_everything, set_rng_state
+from mtl_pipelines.run import FINAL, Run, place, seed_everything, set_rng_state
 
 __all__ = ["KIND", "PROTOCOL", "MT10Run", "evaluate", "resolve_rl", "run_config", "run_id", "train_mt10"]
 
@@ -177,6 +181,18 @@ class MT10Run(Run):
 
     resolve_config = staticmethod(resolve_rl)
 
+    def read_results(self) -> dict[str, Any]:
+        """What the report reads: ``{"final", "diagnostics"}`` (the policy is evaluated while it trains: no
+        ``eval.json``); FileNotFoundError names a run that is not finished and how to train it."""
+        if not self.path(FINAL).is_file():
+            raise FileNotFoundError(
+                f"{self.path(FINAL)} is missing: MT10 run {self.dir.name} is not finished; train it (its train job "
+                "of the workflow, or `mtl train --job <results>/jobs/<job>.yaml`): it resumes from its checkpoint"
+            )
+        # read_final checks the config hash; the checkpoint (with the replay buffer: ~0.4 GB at the paper's
+        # scale) is not loaded by the report
+        return {"final": self.read_final(), "diagnostics": []}
+
 
 class _Trainee:
     """What :meth:`Run.save_checkpoint` stores as ``model`` / ``method`` / ``schedulers``."""
@@ -226,19 +242,30 @@ def train_mt10(
     config: Mapping[str, Any],
     run_dir: str | Path,
     *,
+    progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     stop_after_evaluations: int | None = None,
     device: str | None = None,
+    restart: bool = False,
+    trust_checkpoints: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume, or read the finished) run of ``config`` in ``run_dir``; returns ``final.json``.
-    ``stop_after_evaluations`` ends the process after that many evaluations in total (tests of resumption)."""
+
+    The options are those of :func:`mtl_pipelines.train.train`: ``progress`` (a bar over the environment steps;
+    False: none), ``device`` overrides ``train.device``, ``restart`` deletes the run's files first,
+    ``trust_checkpoints`` opts in to old pickled checkpoints. ``stop_after_evaluations`` ends the process after
+    that many evaluations in total (tests of resumption)."""
+    from tqdm.auto import tqdm
+
     from mtl_pipelines.rl.buffer import TaskReplayBuffer
     from mtl_pipelines.rl.mt10 import MT10
     from mtl_pipelines.rl.sac import MultiTaskSAC, SACUpdate
 
-    run = MT10Run(run_dir, config)
+    run = MT10Run(run_dir, config, trust_checkpoints=trust_checkpoints)
     config = run.config
-    on = resolve_device(device, "--device") if device else resolve_device(config["train"].get("device", "auto"))
+    on = run.device(device)
+    if restart:
+        run.restart()
     saved = run.check()
     if saved is not None and run.path(FINAL).exists():
         return run.read_final()
@@ -292,6 +319,7 @@ def train_mt10(
     losses: dict[str, list[float]] = {}
     obs = None
     total, length = p["total_steps"], p["max_episode_steps"]
+    bar = tqdm(total=total, initial=step, desc=config["name"], unit="step", disable=progress is False, leave=False)
     while step < total:
         if step % length == 0:
             obs = envs.reset()
@@ -307,6 +335,7 @@ def train_mt10(
         buffer.add(torch.from_numpy(obs), action, torch.from_numpy(reward), torch.from_numpy(next_obs), torch.ones(k))
         obs = next_obs
         step += 1
+        bar.update()
         if step % p["eval_every"] == 0 or step == total:
             success = evaluate(agent, envs, p["eval_episodes"], on)
             history.append(_record(step, envs.task_names, success, losses, began))
@@ -323,8 +352,10 @@ def train_mt10(
                 )
                 run.write_history(history, [], _curves(history))
                 if stop_after_evaluations is not None and len(history) >= stop_after_evaluations:
+                    bar.close()
                     envs.close()
                     return {"stopped_after": step}
+    bar.close()
     envs.close()
     # a finished run keeps its last checkpoint beside final.json (Run.check requires it)
     run.save_checkpoint(
