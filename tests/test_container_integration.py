@@ -167,6 +167,11 @@ def test_cuda_target_is_the_cpu_stack_plus_the_nvidia_runtime_settings(cpu_image
             layers[tag] = (json.loads(layer_json), json.loads(env_json))
         assert layers[cuda_tag][0][: len(layers[cpu_image][0])] == layers[cpu_image][0]
         added = set(layers[cuda_tag][1]) - set(layers[cpu_image][1])
-        assert added == {"NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"}
+        # the NVIDIA runtime's variables and cuBLAS's workspace for deterministic GEMMs (train.deterministic)
+        assert added == {
+            "NVIDIA_VISIBLE_DEVICES=all",
+            "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
+            "CUBLAS_WORKSPACE_CONFIG=:4096:8",
+        }
     finally:
         _run("podman", "rmi", cuda_tag)
