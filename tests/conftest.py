@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# the helper modules beside the tests (tiny_configs, run_helpers, fake_device): --import-mode=importlib puts no
+# test directory on sys.path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def copy_workflow(dest: Path) -> Path:

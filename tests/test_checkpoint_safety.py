@@ -13,24 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from tiny_configs import scenes_config
 
 from mtl_pipelines import cli
 from mtl_pipelines import run as runmod
 from mtl_pipelines.train import train
 
-TINY: dict[str, Any] = {
-    "name": "safe",
-    "dataset": {
-        "name": "cityscapes_standin",
-        "options": {"resolution": [32, 64]},
-        "split_options": {"train": {"size": 8}, "val": {"size": 4}, "test": {"size": 4}},
-    },
-    "model": {"name": "mtan", "options": {"width": 0.0625}},
-    "method": {"name": "ls"},
-    "optimizer": {"name": "adam", "lr": 1e-3},
-    "train": {"epochs": 2, "batch_size": 4, "seed": 2, "max_steps_per_epoch": 1},
-    "eval": {"batch_size": 4},
-}
+TINY: dict[str, Any] = scenes_config("safe", train={"epochs": 2, "seed": 2, "max_steps_per_epoch": 1})
 
 
 class Payload:

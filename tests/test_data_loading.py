@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from tiny_configs import scenes_config
 
 from mtl_pipelines import config as cfg
 from mtl_pipelines import run as runmod
@@ -28,22 +29,17 @@ def _config(workers: int, cache: Path | None = None) -> dict[str, Any]:
     """Augmented batches are compared across worker processes in packages/mtl-data/tests/test_loader.py (a
     model on the 128x256 augmented Cityscapes fixture costs seconds per step here); this run uses stand-in
     images."""
-    return {
-        "name": "workers",
-        "dataset": {
-            "name": "cityscapes_standin",
-            "options": {"resolution": [32, 64], **({"cache_dir": str(cache)} if cache else {})},
-            "split_options": {"train": {"size": 8}, "val": {"size": 4}, "test": {"size": 4}},
-        },
-        "model": {"name": "mtan", "options": {"width": 0.0625}},
-        "method": {"name": "ls"},
-        "optimizer": {"name": "adam", "lr": 1e-3},
-        "train": {
-            "epochs": 3, "batch_size": 4, "seed": 2, "max_steps_per_epoch": 1, "threads": 2,
+    return scenes_config(
+        "workers",
+        train={
+            "epochs": 3,
+            "seed": 2,
+            "max_steps_per_epoch": 1,
+            "threads": 2,
             "loader": {"num_workers": workers, "persistent_workers": True},
         },
-        "eval": {"batch_size": 4},
-    }  # fmt: skip
+        dataset_options={"cache_dir": str(cache)} if cache else None,
+    )
 
 
 def _without_seconds(result: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from tiny_configs import scenes_config
 
 from mtl_pipelines import cli
 from mtl_pipelines import config as cfg
@@ -24,19 +25,12 @@ from mtl_pipelines.train import train
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_device import FAKE, FakeDevice, Misplaced, on_fake
 
-SCENES: dict[str, Any] = {
-    "name": "placed",
-    "dataset": {
-        "name": "cityscapes_standin",
-        "options": {"resolution": [32, 64]},
-        "split_options": {"train": {"size": 8}, "val": {"size": 4}, "test": {"size": 4}},
-    },
-    "model": {"name": "mtan", "options": {"width": 0.0625}},
-    "method": {"name": "exact+pcgrad"},
-    "optimizer": {"name": "adam", "lr": 1e-3},
-    "train": {"epochs": 2, "batch_size": 4, "seed": 5, "diagnostics_every": 1, "max_steps_per_epoch": 2},
-    "eval": {"batch_size": 4, "corruptions": {"names": ["gaussian_noise"], "severities": [3]}},
-}
+SCENES: dict[str, Any] = scenes_config(
+    "placed",
+    "exact+pcgrad",
+    train={"epochs": 2, "seed": 5, "diagnostics_every": 1, "max_steps_per_epoch": 2},
+    eval={"corruptions": {"names": ["gaussian_noise"], "severities": [3]}},
+)
 GRAPH_AND_MULTI_INPUT = {
     "multi_input": {
         "dataset": {"name": "digit_domains", "split_options": {s: {"size": 4} for s in ("train", "val", "test")}},

@@ -12,24 +12,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_configs import scenes_config
 
 from mtl_pipelines import config as cfg
 from mtl_pipelines import grid
 from mtl_pipelines.cli import main
 
-TINY = {
-    "name": "tiny",
-    "dataset": {
-        "name": "cityscapes_standin",
-        "options": {"resolution": [32, 64]},
-        "split_options": {"train": {"size": 4}, "val": {"size": 4}, "test": {"size": 4}},
-    },
-    "model": {"name": "mtan", "options": {"width": 0.0625}},
-    "method": {"name": "exact+cagrad", "options": {"c": 0.4}},
-    "optimizer": {"name": "adam", "lr": 1e-3},
-    "train": {"epochs": 1, "batch_size": 4, "seed": 0},
-    "eval": {"batch_size": 4},
-}
+TINY = scenes_config(
+    "tiny", {"name": "exact+cagrad", "options": {"c": 0.4}}, train={"epochs": 1, "seed": 0}, sizes=(4, 4, 4)
+)
 
 
 def test_a_refused_value_writes_nothing_so_the_corrected_config_trains_in_that_directory(

@@ -9,22 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_configs import scenes_config
 
 from mtl_pipelines import dvc, grid, jobs
 
-TINY = {
-    "name": "tiny",
-    "dataset": {
-        "name": "cityscapes_standin",
-        "options": {"resolution": [32, 64]},
-        "split_options": {"train": {"size": 4}, "val": {"size": 4}, "test": {"size": 4}},
-    },
-    "model": {"name": "mtan", "options": {"width": 0.0625}},
-    "method": {"name": "ls"},
-    "optimizer": {"name": "adam", "lr": 1e-3},
-    "train": {"epochs": 1, "batch_size": 4, "seed": 0},
-    "eval": {"batch_size": 4, "selection": "last_k", "last_k": 1},
-}
+TINY = scenes_config("tiny", train={"epochs": 1, "seed": 0}, eval={"selection": "last_k", "last_k": 1}, sizes=(4, 4, 4))
 
 
 @pytest.fixture(scope="module")

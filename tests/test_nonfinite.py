@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from tiny_configs import scenes_config
 
 from mtl_pipelines import cli
 from mtl_pipelines import evaluate as evaluate_module
@@ -21,19 +22,11 @@ from mtl_pipelines import train as train_module
 from mtl_pipelines.evaluate import evaluate_run
 from mtl_pipelines.train import train
 
-CONFIG: dict[str, Any] = {
-    "name": "nonfinite",
-    "dataset": {
-        "name": "cityscapes_standin",
-        "options": {"resolution": [32, 64]},
-        "split_options": {"train": {"size": 8}, "val": {"size": 4}, "test": {"size": 4}},
-    },
-    "model": {"name": "mtan", "options": {"width": 0.0625}},
-    "method": {"name": "ls"},
-    "optimizer": {"name": "adam", "lr": 1e-3},
-    "train": {"epochs": 2, "batch_size": 4, "seed": 1, "max_steps_per_epoch": 1},
-    "eval": {"batch_size": 4, "corruptions": {"names": ["gaussian_noise"], "severities": [3]}},
-}
+CONFIG: dict[str, Any] = scenes_config(
+    "nonfinite",
+    train={"epochs": 2, "seed": 1, "max_steps_per_epoch": 1},
+    eval={"corruptions": {"names": ["gaussian_noise"], "severities": [3]}},
+)
 
 
 def _strict(text: str) -> Any:

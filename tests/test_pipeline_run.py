@@ -16,25 +16,19 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tiny_configs import scenes_config
 
 from mtl_pipelines import config as cfg
 from mtl_pipelines.evaluate import evaluate_run
 from mtl_pipelines.run import CHECKPOINT, MEASURED_FIELDS, METRICS, RunError
 from mtl_pipelines.train import NonFiniteLossError, train
 
-TINY = {
-    "name": "tiny",
-    "dataset": {
-        "name": "cityscapes_standin",
-        "options": {"resolution": [32, 64]},
-        "split_options": {"train": {"size": 8}, "val": {"size": 4}, "test": {"size": 4}},
-    },
-    "model": {"name": "mtan", "options": {"width": 0.0625}},
-    "method": {"name": "exact+pcgrad"},
-    "optimizer": {"name": "adam", "lr": 1e-3},
-    "train": {"epochs": 3, "batch_size": 4, "seed": 3, "diagnostics_every": 2},
-    "eval": {"batch_size": 4, "selection": "last_k", "last_k": 2},
-}
+TINY = scenes_config(
+    "tiny",
+    "exact+pcgrad",
+    train={"epochs": 3, "seed": 3, "diagnostics_every": 2},
+    eval={"selection": "last_k", "last_k": 2},
+)
 
 
 def _metrics(run_dir: Path) -> list[dict]:

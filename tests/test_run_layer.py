@@ -16,25 +16,14 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from tiny_configs import scenes_config
 
 from mtl_pipelines import cli
 from mtl_pipelines import run as runmod
 from mtl_pipelines.evaluate import evaluate_run
 from mtl_pipelines.train import train
 
-TINY: dict[str, Any] = {
-    "name": "layer",
-    "dataset": {
-        "name": "cityscapes_standin",
-        "options": {"resolution": [32, 64]},
-        "split_options": {"train": {"size": 8}, "val": {"size": 4}, "test": {"size": 4}},
-    },
-    "model": {"name": "mtan", "options": {"width": 0.0625}},
-    "method": {"name": "exact+mgda"},
-    "optimizer": {"name": "adam", "lr": 1e-3},
-    "train": {"epochs": 1, "batch_size": 4, "seed": 4, "max_steps_per_epoch": 1},
-    "eval": {"batch_size": 4},
-}
+TINY: dict[str, Any] = scenes_config("layer", "exact+mgda", train={"epochs": 1, "seed": 4, "max_steps_per_epoch": 1})
 OTHER = {**TINY, "train": {**TINY["train"], "seed": 5}}
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import torch
+from tiny_configs import scenes_config
 
 from mtl_pipelines import cli, grid
 from mtl_pipelines import config as cfg
@@ -24,20 +25,10 @@ from mtl_pipelines.report.results import best_stl_runs
 from mtl_pipelines.run import CHECKPOINT, METRICS, Run, RunError
 from mtl_pipelines.train import train
 
-TINY: dict[str, Any] = {
-    "name": "valloss",
-    "dataset": {
-        "name": "cityscapes_standin",
-        "options": {"resolution": [32, 64]},
-        # 6 validation images in batches of 4: a full and a partial batch, so the batch weighting matters
-        "split_options": {"train": {"size": 8}, "val": {"size": 6}, "test": {"size": 4}},
-    },
-    "model": {"name": "mtan", "options": {"width": 0.0625}},
-    "method": {"name": "ls"},
-    "optimizer": {"name": "adam", "lr": 1e-3},
-    "train": {"epochs": 3, "batch_size": 4, "seed": 5},
-    "eval": {"batch_size": 4, "selection": "best_val_loss"},
-}
+# 6 validation images in batches of 4: a full and a partial batch, so the batch weighting matters
+TINY: dict[str, Any] = scenes_config(
+    "valloss", train={"epochs": 3, "seed": 5}, eval={"selection": "best_val_loss"}, sizes=(8, 6, 4)
+)
 
 
 def _stl(lr: float, task: str = "depth") -> dict[str, Any]:

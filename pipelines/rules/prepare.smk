@@ -10,6 +10,7 @@ rule prepare:
         python=PYTHON,
         profile=config["profile"],
     threads: 1
+    priority: prepare_priority
     resources:
         mem_mb=2000,
         runtime=30,

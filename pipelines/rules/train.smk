@@ -19,6 +19,7 @@ rule train:
         # the reserved GPUs decide the device (cuda: the one CUDA_VISIBLE_DEVICES shows; none: cpu)
         device=lambda wildcards, resources: device_for_gpus(resources.gpu),
     threads: 1
+    priority: job_priority
     resources:
         mem_mb=config["mem_mb"],
         runtime=job_runtime,

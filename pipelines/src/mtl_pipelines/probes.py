@@ -10,7 +10,7 @@ They call :mod:`mtl_core.toy` and :mod:`mtl_core.analysis`; the profile's ``prob
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -100,17 +100,14 @@ def loss_scale(
     return tables
 
 
-@register("sharpness", probe=True)
-def sharpness(
-    study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Mapping[str, Any]
-) -> list[Table]:
-    """Largest Hessian eigenvalue and lambda_max / lambda_5 of the summed task loss at each trained run's
-    final weights, over the shared parameters, on the first training batch (seed 002 Table 1)."""
-    from mtl_core.analysis import sharpness as hessian_sharpness
+def _trained_at_first_batch(
+    profile: Mapping[str, Any], runs: Sequence[grid.RunSpec]
+) -> Iterator[tuple[grid.RunSpec, Any, Mapping[str, Any], Any, Any]]:
+    """Per trained run: ``(run, model at its final weights, task specs, x, targets)`` with the first training
+    batch of epoch 0's seeded order, on the run's device (the batch the probes of seed 002 measure on)."""
     from mtl_pipelines.data import build_split, epoch_generator
     from mtl_pipelines.run import Run, place
 
-    measured = []
     for run in runs:
         config = run.config
         trained = Run(grid.run_dir(profile, run.run_id), config)
@@ -120,8 +117,19 @@ def sharpness(
         x, targets = next(
             iter(split.batches(config["train"]["batch_size"], shuffle=True, generator=epoch_generator(0, 0)))
         )
-        x, targets = place(x, on), place(targets, on)
-        specs = split.dataset.tasks
+        yield run, model, split.dataset.tasks, place(x, on), place(targets, on)
+
+
+@register("sharpness", probe=True)
+def sharpness(
+    study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Mapping[str, Any]
+) -> list[Table]:
+    """Largest Hessian eigenvalue and lambda_max / lambda_5 of the summed task loss at each trained run's
+    final weights, over the shared parameters, on the first training batch (seed 002 Table 1)."""
+    from mtl_core.analysis import sharpness as hessian_sharpness
+
+    measured = []
+    for run, model, specs, x, targets in _trained_at_first_batch(profile, runs):
 
         def loss_fn(model: Any = model, x: Any = x, targets: Any = targets, specs: Any = specs) -> torch.Tensor:
             predictions = model(x)
@@ -287,23 +295,12 @@ def task_cosines(
     matrix per row label (LS, LS with SAM; the study's blocks train 5, 10 and 15 epochs), mean over seeds."""
     from mtl_core import jacobian
     from mtl_core.analysis import cosine_similarity_matrix
-    from mtl_pipelines.data import build_split, epoch_generator
-    from mtl_pipelines.run import Run, place
 
     measured: dict[str, list[tuple[list[str], Any]]] = {}
-    for run in runs:
-        config = run.config
-        trained = Run(grid.run_dir(profile, run.run_id), config)
-        on = trained.device("auto")
-        split = build_split(config["dataset"], config["dataset"]["splits"]["train"], config["dataset"].get("tasks"))
-        model = trained.trained_model(split, on)
-        x, targets = next(
-            iter(split.batches(config["train"]["batch_size"], shuffle=True, generator=epoch_generator(0, 0)))
-        )
-        x, targets = place(x, on), place(targets, on)
+    for run, model, specs, x, targets in _trained_at_first_batch(profile, runs):
         predictions = model(x)
         tasks = list(targets)
-        losses = [split.dataset.tasks[t].loss(predictions[t], targets[t]) for t in tasks]
+        losses = [specs[t].loss(predictions[t], targets[t]) for t in tasks]
         shared = [p for p in model.shared_parameters() if p.requires_grad]
         grads = jacobian(losses, shared).detach().double()
         measured.setdefault(run.label, []).append((tasks, cosine_similarity_matrix(grads).cpu().numpy()))
