@@ -120,7 +120,7 @@ def test_bookkeeping_counts_every_finding_run(profile, plan):
     assert len(mnist) == 4 * (13 + 2 + 3 + 2)
     budget = profile["budget"]
     steps = 2 * (7000 // 64)
-    per_step = 0.027 + 6 * 0.044 + 9 * 0.095 + (0.027 + 0.044) + (0.095 + 0.044) + 2 * 0.035
+    per_step = 0.042 + 6 * 0.071 + 9 * 0.165 + (0.042 + 0.071) + (0.165 + 0.071) + 2 * 0.042
     by_hand = 4 * (steps * per_step + 20 * (2 * 0.32 + 2.5))
     assert sum(_run_cost(r, budget) for r in mnist) == pytest.approx(by_hand)
 
