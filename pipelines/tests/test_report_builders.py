@@ -446,12 +446,11 @@ def test_loss_scale_tables_from_the_invariance_gaps(monkeypatch) -> None:
     }
     epochs_seen = set()
 
-    def fake_compare(*, optimizer, weighting, freeze_backbone, epochs):
+    def fake_gap(*, optimizer, weighting, freeze_backbone, epochs):
         epochs_seen.add(epochs)
-        return (optimizer, weighting, freeze_backbone), None
+        return gaps[(optimizer, weighting, freeze_backbone)]
 
-    monkeypatch.setattr(mtl_core.analysis, "compare_loss_scales", fake_compare)
-    monkeypatch.setattr(mtl_core.analysis, "invariance_gap", lambda a, b: gaps[a])
+    monkeypatch.setattr(mtl_core.analysis, "lockstep_invariance_gap", fake_gap)
     frozen, learnable = build("loss_scale", {}, [], Results(), {"probes": {"loss_scale": {"epochs": 3}}})
     assert epochs_seen == {3}
     assert frozen.title == "T — frozen backbone (3 epochs)" and learnable.title == "T — learnable backbone (3 epochs)"

@@ -23,6 +23,7 @@ from .loss_scale import (
     ScaleProbeMLP,
     compare_loss_scales,
     invariance_gap,
+    lockstep_invariance_gap,
     loss_scale_probe,
     scale_probe_data,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "gradient_system_report",
     "hessian_eigenvalues",
     "invariance_gap",
+    "lockstep_invariance_gap",
     "loss_scale_probe",
     "magnitude_similarity_matrix",
     "numerical_rank",

@@ -105,6 +105,11 @@ class LossScaleTrace:
     #: ``{group: [T]}``: norm of the gradient given to the optimizer, norm of the parameter update
     grad_norms: dict[str, np.ndarray] = field(default_factory=dict)
     update_norms: dict[str, np.ndarray] = field(default_factory=dict)
+    #: with ``shadow_scales``: the same norms for the setting scaled by ``shadow_scales``, taken in lockstep from
+    #: this run's state at each step (its own optimizer state, fed its own gradients along this trajectory)
+    shadow_scales: tuple[float, float] | None = None
+    shadow_grad_norms: dict[str, np.ndarray] = field(default_factory=dict)
+    shadow_update_norms: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _check_scales(loss_scales: Sequence[float]) -> tuple[float, float]:
@@ -127,6 +132,7 @@ def loss_scale_probe(
     momentum: float = 0.9,
     adam_eps: float = 1e-8,
     seed: int = 0,
+    shadow_scales: Sequence[float] | None = None,
 ) -> LossScaleTrace:
     """Train :class:`ScaleProbeMLP` on the scaled losses ``alpha_t L_t``, recording every step (seed 001 A2).
 
@@ -138,12 +144,19 @@ def loss_scale_probe(
     ``adam_eps`` is Adam's epsilon: the only term that breaks Adam's invariance (A2: "a slight divergence"),
     most visible on coordinates with tiny gradients; set it to e.g. 1e-16 to see the exact invariance. The
     same ``seed`` gives the same initialisation, data and batch order whatever the other arguments.
+
+    ``shadow_scales``: also record, at every step, the gradient and the update the setting scaled by
+    ``shadow_scales`` would make from this run's current parameters (a shadow copy of the optimizers keeps that
+    setting's own momentum / moments, fed its gradients at this run's points). This compares the two settings
+    at the same state, which is what the invariances state; two separate runs drift apart from their
+    round-off differences alone (:func:`lockstep_invariance_gap`).
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {list(WEIGHTINGS)}, got {weighting!r}")
     scales = _check_scales(loss_scales)
+    shadow = _check_scales(shadow_scales) if shadow_scales is not None else None
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -172,15 +185,52 @@ def loss_scale_probe(
             return torch.optim.SGD(params, lr=lr, momentum=momentum)
         return torch.optim.Adam(params, lr=lr, eps=adam_eps)
 
-    if optimizer == "adam_per_task":
-        optimizers = {t: make(groups["backbone"] + groups[t]) for t in TASKS}
-    else:
-        optimizers = {"all": make(trainable)}
+    def make_all(param_groups: dict[str, list]) -> dict[str, torch.optim.Optimizer]:
+        if optimizer == "adam_per_task":
+            return {t: make(param_groups["backbone"] + param_groups[t]) for t in TASKS}
+        return {"all": make([p for ps in param_groups.values() for p in ps])}
+
+    optimizers = make_all(groups)
     alpha = torch.tensor(scales, dtype=torch.float64)
+    # the shadow: a copy of every trainable parameter, reset to this run's values before each step
+    copies = {p: torch.zeros_like(p, requires_grad=False) for p in trainable}
+    shadow_optimizers = make_all({g: [copies[p] for p in ps] for g, ps in groups.items()}) if shadow else {}
+    alpha_shadow = torch.tensor(shadow, dtype=torch.float64) if shadow else None
+
+    def gradients(losses: Tensor, scale: Tensor, keep_graph: bool) -> tuple[dict[str, tuple], dict]:
+        """Per optimizer its gradients (``{name: grads of its params}``) and the summed gradient per parameter
+        of the objective built from ``scale * losses``."""
+        scaled = scale * losses
+        w = weights(scaled).detach()  # EW: ones; UW-O: 1 / sg[alpha_t L_t]
+        if optimizer == "adam_per_task":
+            # Each task's gradient goes to its own Adam only (A1.3), so it is taken separately.
+            per_task = {
+                t: torch.autograd.grad(
+                    w[i] * scaled[i], groups["backbone"] + groups[t], retain_graph=keep_graph or i == 0
+                )
+                for i, t in enumerate(TASKS)
+            }
+            total = {p: torch.zeros_like(p) for p in trainable}
+            for t, grads in per_task.items():
+                for p, g in zip(groups["backbone"] + groups[t], grads):
+                    total[p] += g
+            return per_task, total
+        grads = torch.autograd.grad((w * scaled).sum(), trainable, retain_graph=keep_graph)
+        return {"all": grads}, dict(zip(trainable, grads))
+
+    def step(opts: dict[str, torch.optim.Optimizer], per_optimizer: dict[str, tuple], params: dict) -> None:
+        for name, opt in opts.items():
+            owned = groups["backbone"] + groups[name] if name in TASKS else trainable
+            for p, g in zip(owned, per_optimizer[name]):
+                params[p].grad = g
+            opt.step()  # Adam's update does not depend on the current value: per-task updates add up
 
     rec_losses, rec_scaled = [], []
     rec_grad: dict[str, list[float]] = {g: [] for g in GROUPS}
     rec_update: dict[str, list[float]] = {g: [] for g in GROUPS}
+    rec_shadow_grad: dict[str, list[float]] = {g: [] for g in GROUPS}
+    rec_shadow_update: dict[str, list[float]] = {g: [] for g in GROUPS}
+    identity = {p: p for p in trainable}
     for _ in range(epochs):
         perm = torch.randperm(num_samples, generator=order_gen)
         for start in range(0, num_samples, batch_size):
@@ -188,30 +238,19 @@ def loss_scale_probe(
             preds = model(x[idx])
             losses = torch.stack([(preds[t] - targets[t][idx]).abs().mean() for t in TASKS])
             scaled = alpha * losses
-            w = weights(scaled).detach()  # EW: ones; UW-O: 1 / sg[alpha_t L_t]
-            if optimizer == "adam_per_task":
-                # Each task's gradient goes to its own Adam only (A1.3), so it is taken separately.
-                per_task = {
-                    t: torch.autograd.grad(w[i] * scaled[i], groups["backbone"] + groups[t], retain_graph=i == 0)
-                    for i, t in enumerate(TASKS)
-                }
-                total = {p: torch.zeros_like(p) for p in trainable}
-                for t, grads in per_task.items():
-                    for p, g in zip(groups["backbone"] + groups[t], grads):
-                        total[p] += g
-            else:
-                grads = torch.autograd.grad((w * scaled).sum(), trainable)
-                total = dict(zip(trainable, grads))
+            per_optimizer, total = gradients(losses, alpha, keep_graph=shadow is not None)
             before = {p: p.detach().clone() for p in trainable}
-            if optimizer == "adam_per_task":
-                for t, opt in optimizers.items():
-                    for p, g in zip(groups["backbone"] + groups[t], per_task[t]):
-                        p.grad = g
-                    opt.step()  # Adam's update does not depend on the current value: updates add up
-            else:
-                for p in trainable:
-                    p.grad = total[p]
-                optimizers["all"].step()
+            if shadow is not None:
+                shadow_per_optimizer, shadow_total = gradients(losses, alpha_shadow, keep_graph=False)
+                with torch.no_grad():
+                    for p in trainable:
+                        copies[p].copy_(before[p])
+                step(shadow_optimizers, shadow_per_optimizer, copies)
+                for g in GROUPS:
+                    params = groups[g]
+                    rec_shadow_grad[g].append(_norm([shadow_total[p] for p in params]))
+                    rec_shadow_update[g].append(_norm([copies[p] - before[p] for p in params]))
+            step(optimizers, per_optimizer, identity)
             for g in GROUPS:
                 params = groups[g]
                 rec_grad[g].append(_norm([total[p] for p in params]))
@@ -227,6 +266,9 @@ def loss_scale_probe(
         scaled_losses=np.stack(rec_scaled),
         grad_norms={g: np.asarray(v) for g, v in rec_grad.items()},
         update_norms={g: np.asarray(v) for g, v in rec_update.items()},
+        shadow_scales=shadow,
+        shadow_grad_norms={g: np.asarray(v) for g, v in rec_shadow_grad.items()} if shadow else {},
+        shadow_update_norms={g: np.asarray(v) for g, v in rec_shadow_update.items()} if shadow else {},
     )
 
 
@@ -249,11 +291,32 @@ def invariance_gap(
     a: LossScaleTrace, b: LossScaleTrace, *, quantity: str = "update_norms", steps: int | None = None
 ) -> dict[str, float]:
     """``max_t |a_t - b_t| / max(|a_t|, |b_t|)`` per parameter group over the first ``steps`` steps (all by
-    default): 0 for an invariant group, of order 1 when the loss scaling changes the quantity. Groups that are
-    zero in both runs (a frozen backbone) get 0."""
+    default) of two separate runs: 0 for an invariant group, of order 1 when the loss scaling changes the
+    quantity. Groups that are zero in both runs (a frozen backbone) get 0. Two runs of an invariant setting
+    stay together only until their round-off differences have grown (SGD + UW-O: 1e-4 after ~80 steps, order 1
+    after ~100): beyond a few epochs use :func:`lockstep_invariance_gap`."""
     if quantity not in ("update_norms", "grad_norms"):
         raise ValueError(f"quantity must be 'update_norms' or 'grad_norms', got {quantity!r}")
-    da, db = getattr(a, quantity), getattr(b, quantity)
+    return _relative_gaps(getattr(a, quantity), getattr(b, quantity), steps)
+
+
+def lockstep_invariance_gap(
+    *, scales: Sequence[float] = (10.0, 0.1), quantity: str = "update_norms", **kwargs: object
+) -> dict[str, float]:
+    """The gap of :func:`invariance_gap` with both settings taken from the same state at every step: one
+    unscaled run whose shadow is the setting scaled by ``scales`` (``loss_scale_probe(shadow_scales=...)``).
+    This is what the invariances of seed 001 state (the update from a given state and history does not depend
+    on the loss scales: eqs. (13), (21), A1.3): round-off cannot accumulate along two trajectories, while a
+    scale-dependent optimizer state (momentum, Adam's shared moments) shows as it builds up."""
+    if quantity not in ("update_norms", "grad_norms"):
+        raise ValueError(f"quantity must be 'update_norms' or 'grad_norms', got {quantity!r}")
+    if "loss_scales" in kwargs or "shadow_scales" in kwargs:
+        raise ValueError("pass the scaled setting as scales=...")
+    trace = loss_scale_probe(loss_scales=(1.0, 1.0), shadow_scales=scales, **kwargs)  # type: ignore[arg-type]
+    return _relative_gaps(getattr(trace, quantity), getattr(trace, f"shadow_{quantity}"), None)
+
+
+def _relative_gaps(da: dict[str, np.ndarray], db: dict[str, np.ndarray], steps: int | None) -> dict[str, float]:
     out = {}
     for g in GROUPS:
         x, y = da[g][:steps], db[g][:steps]
