@@ -111,20 +111,27 @@ def _trained_at_first_batch(
     profile: Mapping[str, Any], runs: Sequence[grid.RunSpec]
 ) -> Iterator[tuple[grid.RunSpec, Any, Mapping[str, Any], Any, Any]]:
     """Per trained run: ``(run, model at its final weights, task specs, x, targets)`` with the first training
-    batch of epoch 0's seeded order, on the run's device (the batch the probes of seed 002 measure on)."""
+    batch of epoch 0's seeded order, on the run's device (the batch the probes of seed 002 measure on). The
+    caller's measurement runs with the run's own intra-op thread count (``train.threads``), so its float32
+    sums do not depend on which tool started the report (Snakemake and DVC differed in the 7th digit)."""
     from mtl_pipelines.data import build_split, epoch_generator
     from mtl_pipelines.run import Run, place
 
-    for run in runs:
-        config = run.config
-        trained = Run(grid.run_dir(profile, run.run_id), config)
-        on = trained.device("auto")
-        split = build_split(config["dataset"], config["dataset"]["splits"]["train"], config["dataset"].get("tasks"))
-        model = trained.trained_model(split, on)
-        x, targets = next(
-            iter(split.batches(config["train"]["batch_size"], shuffle=True, generator=epoch_generator(0, 0)))
-        )
-        yield run, model, split.dataset.tasks, place(x, on), place(targets, on)
+    threads = torch.get_num_threads()
+    try:
+        for run in runs:
+            config = run.config
+            torch.set_num_threads(int(config["train"].get("threads") or threads))
+            trained = Run(grid.run_dir(profile, run.run_id), config)
+            on = trained.device("auto")
+            split = build_split(config["dataset"], config["dataset"]["splits"]["train"], config["dataset"].get("tasks"))
+            model = trained.trained_model(split, on)
+            x, targets = next(
+                iter(split.batches(config["train"]["batch_size"], shuffle=True, generator=epoch_generator(0, 0)))
+            )
+            yield run, model, split.dataset.tasks, place(x, on), place(targets, on)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @register("sharpness", probe=True)
