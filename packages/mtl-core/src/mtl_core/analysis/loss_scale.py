@@ -193,7 +193,7 @@ def loss_scale_probe(
     optimizers = make_all(groups)
     alpha = torch.tensor(scales, dtype=torch.float64)
     # the shadow: a copy of every trainable parameter, reset to this run's values before each step
-    copies = {p: torch.zeros_like(p, requires_grad=False) for p in trainable}
+    copies = {p: torch.zeros_like(p, requires_grad=False) for p in trainable} if shadow else {}
     shadow_optimizers = make_all({g: [copies[p] for p in ps] for g, ps in groups.items()}) if shadow else {}
     alpha_shadow = torch.tensor(shadow, dtype=torch.float64) if shadow else None
 
