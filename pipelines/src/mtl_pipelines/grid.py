@@ -549,13 +549,15 @@ def _prepare_target(name: str, root: str | None, prof: Mapping[str, Any]) -> tup
     )
 
 
-def _check_files(name: str, root: str | None, partial: bool) -> Any:
-    """``mtl_data.prepare`` (validate the files, write or verify the checksum manifest); None for data
+def _check_files(name: str, root: str | None, partial: bool, options: Mapping[str, Any]) -> Any:
+    """``mtl_data.prepare`` (validate the files, write or verify the checksum manifest) with the dataset
+    ``options`` its prepare step also takes (QM9's ``subset`` featurises only those molecules); None for data
     generated in memory. Errors are worded for this command (``--partial`` for the loaders' strict=False)."""
     import mtl_data
 
     try:
-        return mtl_data.prepare(name, root=root, **({"strict": False} if partial else {}))
+        shared = mtl_data.prepare_options(name, options)
+        return mtl_data.prepare(name, root=root, **shared, **({"strict": False} if partial else {}))
     except ValueError as exc:
         if "nothing to prepare" in str(exc):  # a stand-in or an embedded dataset
             if partial:
@@ -584,7 +586,7 @@ def prepare(
     import mtl_data
 
     cfg, is_benchmark = _prepare_target(dataset, root, load_profile(profile))
-    report = _check_files(cfg["name"], cfg.get("root"), partial)
+    report = _check_files(cfg["name"], cfg.get("root"), partial, cfg.get("options", {}))
     lines = [str(report)] if report is not None else []
     if report is not None and not is_benchmark:
         counts = dict(report.counts)

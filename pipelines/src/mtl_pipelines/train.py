@@ -4,9 +4,10 @@ The run directory, its files, checkpoints and the model are owned by :mod:`mtl_p
 is the epoch loop. After every epoch the run layer writes the checkpoint (model, optimisers, lr schedules,
 method state, RNG states, metric history: per epoch the mean training loss, the validation metrics and mean
 validation loss per task, the test metrics) and the files derived from it (``metrics.jsonl``, ``curves.json``,
-``diagnostics.jsonl``: gradient cosine / magnitude similarity / condition number every
-``train.diagnostics_every`` steps, seed 001 Fig. 3 and seed 003's condition-number analysis, from the rows
-the training step computed on its own forward); ``final.json`` is written last.
+``diagnostics.jsonl``: gradient cosine / magnitude similarity / condition number / task-gradient norms and the
+step's task losses every ``train.diagnostics_every`` steps, seed 001 Fig. 3, seed 000 Figs. 2-3 and seed 003's
+condition-number analysis, from the rows the training step computed on its own forward); ``final.json`` is
+written last.
 
 A run killed at any point (SIGKILL included) and started again resumes from the last checkpoint and ends
 with exactly the metrics of an uninterrupted run: the batch order of an epoch depends only on
@@ -227,7 +228,8 @@ def train(
             result = step.step(close(x, targets, epoch, i), rows=diagnose)
             if diagnose:
                 rows = gradient_diagnostics(result.rows)
-                report = finite_or_null({"epoch": epoch + 1, "step": global_step + 1, **rows})
+                losses = [float(v) for v in result.losses.detach().cpu().tolist()]  # seed 000 Fig. 2 plots them
+                report = finite_or_null({"epoch": epoch + 1, "step": global_step + 1, **rows, "losses": losses})
                 z = gradient_diagnostics(z_rows.rows) if z_rows.rows is not None else None
                 report["z"] = finite_or_null(z) if z is not None else None
                 diagnostics.append(report)

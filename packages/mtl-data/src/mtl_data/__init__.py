@@ -11,8 +11,8 @@
 Task specs and metrics: :mod:`mtl_data.tasks`, :mod:`mtl_data.metrics`.
 """
 
-from mtl_data.registry import create, names, prepare, summary, task_names
+from mtl_data.registry import create, names, prepare, prepare_options, summary, task_names
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "create", "names", "prepare", "summary", "task_names"]
+__all__ = ["__version__", "create", "names", "prepare", "prepare_options", "summary", "task_names"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,6 +208,16 @@ def create(name: str, split: str = "train", root: str | os.PathLike[str] | None 
     if missing:
         raise TypeError(f"dataset {name!r} ({entry.target}) lacks the required attributes {missing}")
     return dataset
+
+
+def prepare_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The dataset ``options`` of ``name`` that its prepare step takes as well (e.g. QM9's ``subset``, so
+    that preparing a benchmark readies what its runs will read); ``{}`` for a dataset without one."""
+    entry = _entry(name)
+    if entry.prepare is None:
+        return {}
+    accepted, _ = _accepted(_resolve(entry.prepare))
+    return {key: value for key, value in options.items() if key in accepted - {"root", "split"}}
 
 
 def prepare(name: str, root: str | os.PathLike[str] | None = None, **options: Any) -> Any:

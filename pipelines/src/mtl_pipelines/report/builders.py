@@ -19,6 +19,7 @@ from typing import Any
 from mtl_pipelines import grid
 from mtl_pipelines.evaluate import flat
 from mtl_pipelines.report import figures
+from mtl_pipelines.report.diagnostics import check_figure
 from mtl_pipelines.report.published import (
     cite,
     column_cell,
@@ -592,7 +593,7 @@ def conflict_percent(cosines: Sequence[float]) -> float:
     return 100.0 * sum(c < 0 for c in cosines) / max(len(cosines), 1)
 
 
-@register("diagnostics", figures=figures.diagnostics_over_training)
+@register("diagnostics", figures=figures.diagnostics_over_training, check=check_figure)
 def diagnostics(
     study: Mapping[str, Any], profile: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Results
 ) -> list[Table]:

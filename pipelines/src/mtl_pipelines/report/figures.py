@@ -11,8 +11,6 @@ beside ours on the same colour scale."""
 from __future__ import annotations
 
 import io as stdio
-import statistics
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,8 @@ import numpy as np
 
 from mtl_pipelines import grid, io
 from mtl_pipelines.evaluate import flat
-from mtl_pipelines.report.results import Results, bench_model, method_rows
+from mtl_pipelines.report import diagnostics
+from mtl_pipelines.report.results import Results, bench_model
 from mtl_pipelines.report.tables import Table
 
 __all__ = [
@@ -63,27 +62,57 @@ def save(fig: Any, path: Path) -> Path:
 def diagnostics_over_training(
     study: Mapping[str, Any], runs: Sequence[grid.RunSpec], results: Results, tables: list[Table], out: Path
 ) -> list[Path]:
-    """``diagnostics.png``: per row, the mean cosine, conflict share and condition number per epoch."""
-    fig, axes = figure(3, figsize=(12, 3.4))
-    for label, rows in method_rows(runs).items():
-        by_epoch: dict[int, list[dict]] = defaultdict(list)
-        for r in rows:
-            for d in results[r.run_id]["diagnostics"]:
-                by_epoch[d["epoch"]].append(d)
-        epochs = sorted(by_epoch)
-        series = {
-            "cosine": [statistics.fmean(c for d in by_epoch[e] for c in d["cosine"]) for e in epochs],
-            "conflict %": [
-                100 * statistics.fmean(float(c < 0) for d in by_epoch[e] for c in d["cosine"]) for e in epochs
-            ],
-            "condition number": [statistics.fmean(d["condition_number"] for d in by_epoch[e]) for e in epochs],
-        }
-        for ax, (name, ys) in zip(axes, series.items()):
-            ax.plot(epochs, ys, marker="o", label=f"{label} ({rows[0].benchmark})")
-            ax.set_xlabel("epoch")
-            ax.set_title(name)
-    axes[0].legend(fontsize=7)
+    """The study's ``figure.quantity`` over training (:mod:`mtl_pipelines.report.diagnostics`): ``diagnostics.png``,
+    one panel per measure and a line per row (mean, shaded standard deviation, dotted 2.5 / 97.5 percentiles
+    within the epoch, as seed 001 Fig. 3), or ``cosine_matrices.png`` for ``cosine_matrix``."""
+    spec = diagnostics.figure_spec(study)
+    if spec["quantity"] == "cosine_matrix":
+        return _cosine_matrices(diagnostics.cosine_matrices(study, runs, results), spec, out)
+    series = diagnostics.epoch_series(study, runs, results)
+    if not series:
+        return []
+    panels = diagnostics.PANELS[spec["quantity"]]
+    fig, axes = figure(len(panels), figsize=(4 * len(panels), 3.4), squeeze=False)
+    wrt = " (w.r.t. z)" if spec["wrt"] == "z" else ""
+    for ax, panel in zip(axes[0], panels):
+        for label, lines in series.items():
+            if panel not in lines:
+                continue
+            line = lines[panel]
+            mean, std = np.asarray(line.mean), np.asarray(line.std)
+            (drawn,) = ax.plot(line.epochs, mean, marker="o", markersize=3, label=label)
+            ax.fill_between(line.epochs, mean - std, mean + std, color=drawn.get_color(), alpha=0.2)
+            for bound in (line.low, line.high):
+                ax.plot(line.epochs, bound, linestyle=":", linewidth=0.8, color=drawn.get_color())
+        ax.set_xlabel("epoch")
+        ax.set_title(panel + wrt)
+    axes[0][0].legend(fontsize=7)
     return [save(fig, out / "diagnostics.png")]
+
+
+def _cosine_matrices(
+    matrices: Mapping[str, tuple[list[str], Mapping[int, np.ndarray]]], spec: Mapping[str, Any], out: Path
+) -> list[Path]:
+    """``cosine_matrices.png``: a row of K x K matrices per table row, one per drawn epoch, on [0, 1]."""
+    if not matrices:
+        return []
+    columns = max(len(by_epoch) for _, by_epoch in matrices.values())
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        len(matrices), columns, layout="constrained", figsize=(2.4 * columns, 2.4 * len(matrices)), squeeze=False
+    )
+    image = None
+    for row, (label, (tasks, by_epoch)) in zip(axes, matrices.items()):
+        for ax in row[len(by_epoch) :]:
+            ax.set_axis_off()
+        for ax, (epoch, matrix) in zip(row, by_epoch.items()):
+            image = ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=1.0)
+            ax.set_xticks(range(len(tasks)), tasks, rotation=90, fontsize=5)
+            ax.set_yticks(range(len(tasks)), tasks, fontsize=5)
+            ax.set_title(f"{label}, epoch {epoch}", fontsize=7)
+    wrt = "z" if spec["wrt"] == "z" else "the shared parameters"
+    fig.colorbar(image, ax=axes.ravel().tolist(), label=f"cosine of the task gradients w.r.t. {wrt} (< 0 shown as 0)")
+    return [save(fig, out / "cosine_matrices.png")]
 
 
 def efficiency(
