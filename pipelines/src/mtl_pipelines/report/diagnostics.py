@@ -29,7 +29,7 @@ import numpy as np
 from mtl_pipelines import grid
 from mtl_pipelines.report.results import Results, method_rows
 
-__all__ = ["PANELS", "Series", "check_figure", "cosine_matrices", "epoch_series", "figure_spec"]
+__all__ = ["PANELS", "Series", "check_figure", "cosine_matrices", "epoch_series", "figure_spec", "mean_cosines"]
 
 # the panels of each line-figure quantity, left to right; cosine_matrix draws matrices instead
 PANELS: dict[str, tuple[str, ...]] = {
@@ -134,6 +134,24 @@ def epoch_series(
             )
         if panels:
             out[f"{label} ({rows[0].benchmark})"] = panels
+    return out
+
+
+def mean_cosines(study: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """One run's claim quantities (:mod:`mtl_pipelines.claims`): ``cosine`` and ``cosine_z``, the mean pairwise
+    cosine of its task gradients w.r.t. the shared parameters and w.r.t. z over every diagnosed step of the epochs
+    the study's figure draws (the first ``figure.epochs``; all when unset); absent when nothing was recorded."""
+    limit = figure_spec(study)["epochs"] or math.inf
+    out: dict[str, float] = {}
+    for quantity, wrt in (("cosine", "parameters"), ("cosine_z", "z")):
+        pooled = [
+            c
+            for record in records
+            if int(record["epoch"]) <= limit and (source := _source(record, wrt)) is not None
+            for c in _values(source, "cosine")
+        ]
+        if pooled:
+            out[quantity] = float(np.mean(pooled))
     return out
 
 
