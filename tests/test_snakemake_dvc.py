@@ -3,8 +3,9 @@ twice is a no-op, push/pull to a local remote restores the checkpoints bit-ident
 and `dvc plots show` and `snakemake --report` show the studies, DVC after Snakemake trains nothing again, and
 the committed dvc.yaml/params.yaml are what the studies generate.
 
-The smoke workflow (8 runs on 8 stand-in images) is executed once per tool in temporary directories
-(module-scoped fixtures); the whole file takes a few minutes on 2 cores, so it is marked slow.
+The smoke workflow (22 runs on 8 stand-in images per split and 64 QM9 molecules, the MT10 runs, the probes) is
+executed once per tool in temporary directories (module-scoped fixtures); the whole file takes ~6 minutes on 2
+cores, so it is marked slow.
 """
 
 from __future__ import annotations
