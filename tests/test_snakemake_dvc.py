@@ -27,14 +27,14 @@ from mtl_pipelines import dvc, grid
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 REPORTS = "reports/smoke"
 
 pytestmark = pytest.mark.slow
 
 
 def _run(command: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    done = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # read now: the fixtures set some
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
 
