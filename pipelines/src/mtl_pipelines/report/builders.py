@@ -19,7 +19,7 @@ from typing import Any
 from mtl_pipelines import grid
 from mtl_pipelines.evaluate import flat
 from mtl_pipelines.report import figures
-from mtl_pipelines.report.diagnostics import check_figure
+from mtl_pipelines.report.diagnostics import check_figure, conflict_percent
 from mtl_pipelines.report.published import (
     cite,
     column_cell,
@@ -586,11 +586,6 @@ def cost(
     if len(measures) > 1:
         table.banners.append(f"peak memory measured in different ways across runs ({sorted(measures)}): not comparable")
     return [table]
-
-
-def conflict_percent(cosines: Sequence[float]) -> float:
-    """Share of task pairs with conflicting gradients (cosine < 0), in percent."""
-    return 100.0 * sum(c < 0 for c in cosines) / max(len(cosines), 1)
 
 
 @register("diagnostics", figures=figures.diagnostics_over_training, check=check_figure)

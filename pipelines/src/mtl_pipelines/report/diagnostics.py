@@ -29,7 +29,16 @@ import numpy as np
 from mtl_pipelines import grid
 from mtl_pipelines.report.results import Results, method_rows
 
-__all__ = ["PANELS", "Series", "check_figure", "cosine_matrices", "epoch_series", "figure_spec", "mean_cosines"]
+__all__ = [
+    "PANELS",
+    "Series",
+    "check_figure",
+    "conflict_percent",
+    "cosine_matrices",
+    "epoch_series",
+    "figure_spec",
+    "mean_cosines",
+]
 
 # the panels of each line-figure quantity, left to right; cosine_matrix draws matrices instead
 PANELS: dict[str, tuple[str, ...]] = {
@@ -70,6 +79,16 @@ def check_figure(study: Mapping[str, Any], where: str) -> None:
         raise ValueError(f"{where}: figure.epochs belongs to quantity cosine_matrix (the first epochs drawn)")
 
 
+def conflict_percent(cosines: Sequence[float]) -> float:
+    """Share of task pairs with conflicting gradients (cosine < 0), in percent."""
+    return 100.0 * sum(c < 0 for c in cosines) / max(len(cosines), 1)
+
+
+def _epoch_limit(study: Mapping[str, Any]) -> float:
+    """The last epoch the study's figure draws (``figure.epochs``; every epoch when unset)."""
+    return figure_spec(study)["epochs"] or math.inf
+
+
 def _source(record: Mapping[str, Any], wrt: str) -> Mapping[str, Any] | None:
     return record if wrt == "parameters" else record.get("z")
 
@@ -82,7 +101,7 @@ def _values(record: Mapping[str, Any], panel: str) -> list[float]:
         values = record["magnitude_similarity"]
     elif panel == "conflict %":
         cosines = [c for c in record["cosine"] if c is not None]
-        values = [100.0 * sum(c < 0 for c in cosines) / len(cosines)] if cosines else []
+        values = [conflict_percent(cosines)] if cosines else []
     elif panel == "condition number":
         values = [record["condition_number"]]
     elif panel == "gradient norm":  # one value per step: the mean of its task-gradient norms
@@ -141,7 +160,7 @@ def mean_cosines(study: Mapping[str, Any], records: Sequence[Mapping[str, Any]])
     """One run's claim quantities (:mod:`mtl_pipelines.claims`): ``cosine`` and ``cosine_z``, the mean pairwise
     cosine of its task gradients w.r.t. the shared parameters and w.r.t. z over every diagnosed step of the epochs
     the study's figure draws (the first ``figure.epochs``; all when unset); absent when nothing was recorded."""
-    limit = figure_spec(study)["epochs"] or math.inf
+    limit = _epoch_limit(study)
     out: dict[str, float] = {}
     for quantity, wrt in (("cosine", "parameters"), ("cosine_z", "z")):
         pooled = [
@@ -172,8 +191,7 @@ def cosine_matrices(
     and seeds) of the task-gradient cosine matrix, negative values clipped to 0 (seed 004 Fig. 2). The epochs
     drawn are up to :data:`MATRIX_PANELS` of the recorded ones within the first ``figure.epochs``, evenly
     spread. The task order is the run's (``final.json`` ``tasks``, the order of the recorded rows)."""
-    spec = figure_spec(study)
-    limit = spec["epochs"] or math.inf
+    wrt, limit = figure_spec(study)["wrt"], _epoch_limit(study)
     out: dict[str, tuple[list[str], dict[int, np.ndarray]]] = {}
     for label, rows in method_rows(runs).items():
         by_epoch: dict[int, list[np.ndarray]] = defaultdict(list)
@@ -182,7 +200,7 @@ def cosine_matrices(
             tasks = list(results[run.run_id]["final"].get("tasks", []))
             k = len(tasks)
             for record in results[run.run_id]["diagnostics"]:
-                source = _source(record, spec["wrt"])
+                source = _source(record, wrt)
                 if source is None or int(record["epoch"]) > limit:
                     continue
                 upper = source["cosine"]

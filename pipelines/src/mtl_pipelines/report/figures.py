@@ -42,9 +42,10 @@ def _pyplot() -> Any:
     return plt
 
 
-def figure(ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]:
-    """A figure with ``ncols`` axes in constrained layout (room is made for titles, labels and colorbars)."""
-    return _pyplot().subplots(1, ncols, layout="constrained", **kwargs)
+def figure(ncols: int = 1, nrows: int = 1, **kwargs: Any) -> tuple[Any, Any]:
+    """A figure with ``nrows`` x ``ncols`` axes in constrained layout (room is made for titles, labels and
+    colorbars)."""
+    return _pyplot().subplots(nrows, ncols, layout="constrained", **kwargs)
 
 
 def save(fig: Any, path: Path) -> Path:
@@ -97,10 +98,7 @@ def _cosine_matrices(
     if not matrices:
         return []
     columns = max(len(by_epoch) for _, by_epoch in matrices.values())
-    plt = _pyplot()
-    fig, axes = plt.subplots(
-        len(matrices), columns, layout="constrained", figsize=(2.4 * columns, 2.4 * len(matrices)), squeeze=False
-    )
+    fig, axes = figure(columns, len(matrices), figsize=(2.4 * columns, 2.4 * len(matrices)), squeeze=False)
     image = None
     for row, (label, (tasks, by_epoch)) in zip(axes, matrices.items()):
         for ax in row[len(by_epoch) :]:
